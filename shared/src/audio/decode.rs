@@ -1,0 +1,247 @@
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+
+use super::{Audio, StreamingResampler};
+
+/// File extensions the decoder is built for (symphonia's codecs are opt-in features).
+pub const SUPPORTED_EXTENSIONS: &[&str] =
+    &["wav", "mp3", "m4a", "aac", "mp4", "flac", "ogg", "oga"];
+
+/// A clip or sample that could not be turned into audio. Names the file; never panics.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct AudioError {
+    pub path: PathBuf,
+    pub kind: AudioErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioErrorKind {
+    #[error("cannot open the file: {0}")]
+    Open(#[source] io::Error),
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    #[error("not a recognised audio format")]
+    UnknownFormat,
+    #[error("the file has no audio track")]
+    NoAudioTrack,
+    #[error("unsupported codec: {0}")]
+    UnsupportedCodec(String),
+    #[error("malformed audio data: {0}")]
+    Malformed(String),
+    #[error("the file ends early, after {decoded_s:.2} s of audio")]
+    Truncated { decoded_s: f64 },
+    #[error("read error: {0}")]
+    Read(#[source] io::Error),
+    #[error("the file holds no audio samples")]
+    NoSamples,
+    #[error("{0}")]
+    Resample(String),
+}
+
+impl AudioErrorKind {
+    /// A short stable name for results, metrics and the dead-letter reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Open(_) => "open",
+            Self::Empty => "empty",
+            Self::UnknownFormat => "unknown_format",
+            Self::NoAudioTrack => "no_audio_track",
+            Self::UnsupportedCodec(_) => "unsupported_codec",
+            Self::Malformed(_) => "malformed",
+            Self::Truncated { .. } => "truncated",
+            Self::Read(_) => "read",
+            Self::NoSamples => "no_samples",
+            Self::Resample(_) => "resample",
+        }
+    }
+}
+
+/// Isolated bad packets (a damaged MP3 frame) are skipped; a stream with more bad packets than
+/// good ones is rejected, so garbage never passes for audio.
+const MAX_SKIPPED_PACKETS: usize = 8;
+
+/// Decodes `path` to mono `f32` at `target_rate`, streaming through the downmix and resampler.
+pub fn decode_file(path: &Path, target_rate: u32) -> Result<Audio, AudioError> {
+    let fail = |kind| AudioError {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let file = File::open(path).map_err(|e| fail(AudioErrorKind::Open(e)))?;
+    let len = file
+        .metadata()
+        .map_err(|e| fail(AudioErrorKind::Open(e)))?
+        .len();
+    if len == 0 {
+        return Err(fail(AudioErrorKind::Empty));
+    }
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(&ext.to_ascii_lowercase());
+    }
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    decode_stream(stream, &hint, target_rate).map_err(fail)
+}
+
+fn decode_stream(
+    stream: MediaSourceStream,
+    hint: &Hint,
+    target_rate: u32,
+) -> Result<Audio, AudioErrorKind> {
+    let mut format = symphonia::default::get_probe()
+        .probe(
+            hint,
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| match e {
+            SymphoniaError::Unsupported(_) => AudioErrorKind::UnknownFormat,
+            SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                AudioErrorKind::UnknownFormat
+            }
+            other => classify(other),
+        })?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or(AudioErrorKind::NoAudioTrack)?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or(AudioErrorKind::NoAudioTrack)?
+        .clone();
+    let declared_frames = track.num_frames;
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|e| AudioErrorKind::UnsupportedCodec(e.to_string()))?;
+
+    let mut out = Vec::new();
+    let mut resampler: Option<(StreamingResampler, u32, usize)> = None;
+    let mut planes: Vec<Vec<f32>> = Vec::new();
+    let mut mono: Vec<f32> = Vec::new();
+    let (mut good, mut bad, mut decoded_frames) = (0usize, 0usize, 0u64);
+    let mut last_bad = String::new();
+
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(truncated(&out, target_rate));
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        let buf = match decoder.decode(&packet) {
+            Ok(buf) => buf,
+            Err(SymphoniaError::DecodeError(msg)) => {
+                bad += 1;
+                last_bad = msg.to_string();
+                if bad > MAX_SKIPPED_PACKETS && bad > good {
+                    return Err(AudioErrorKind::Malformed(last_bad));
+                }
+                continue;
+            }
+            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(truncated(&out, target_rate));
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        good += 1;
+        if buf.frames() == 0 {
+            continue;
+        }
+        let rate = buf.spec().rate();
+        let channels = buf.spec().channels().count().max(1);
+        let (resampler, _, _) = match &mut resampler {
+            Some(r) => r,
+            None => resampler.insert((
+                StreamingResampler::new(rate, target_rate)
+                    .map_err(|e| AudioErrorKind::Resample(e.to_string()))?,
+                rate,
+                channels,
+            )),
+        };
+        decoded_frames += buf.frames() as u64;
+        buf.copy_to_vecs_planar::<f32>(&mut planes);
+        downmix(&planes, buf.frames(), &mut mono);
+        resampler
+            .push(&mono, &mut out)
+            .map_err(AudioErrorKind::Resample)?;
+    }
+
+    let Some((resampler, source_rate, source_channels)) = resampler else {
+        return Err(if bad > 0 {
+            AudioErrorKind::Malformed(last_bad)
+        } else {
+            AudioErrorKind::NoSamples
+        });
+    };
+    if bad > good {
+        return Err(AudioErrorKind::Malformed(last_bad));
+    }
+    resampler
+        .finish(&mut out)
+        .map_err(AudioErrorKind::Resample)?;
+    // A container that promises more frames than its data holds was cut short (a partial upload).
+    if let Some(declared) = declared_frames
+        && decoded_frames + u64::from(source_rate / 100) < declared
+    {
+        return Err(truncated(&out, target_rate));
+    }
+    if out.is_empty() {
+        return Err(AudioErrorKind::NoSamples);
+    }
+    Ok(Audio {
+        samples: out,
+        sample_rate: target_rate,
+        source_rate,
+        source_channels,
+    })
+}
+
+fn truncated(out: &[f32], rate: u32) -> AudioErrorKind {
+    AudioErrorKind::Truncated {
+        decoded_s: out.len() as f64 / f64::from(rate),
+    }
+}
+
+fn classify(e: SymphoniaError) -> AudioErrorKind {
+    match e {
+        SymphoniaError::IoError(e) => AudioErrorKind::Read(e),
+        SymphoniaError::Unsupported(what) => AudioErrorKind::UnsupportedCodec(what.to_string()),
+        SymphoniaError::DecodeError(msg) => AudioErrorKind::Malformed(msg.to_string()),
+        other => AudioErrorKind::Malformed(other.to_string()),
+    }
+}
+
+/// Averages the channels: speaker models are trained on mono, and averaging keeps the level.
+fn downmix(planes: &[Vec<f32>], frames: usize, mono: &mut Vec<f32>) {
+    mono.clear();
+    match planes {
+        [] => mono.resize(frames, 0.0),
+        [only] => mono.extend_from_slice(&only[..frames]),
+        _ => {
+            let scale = 1.0 / planes.len() as f32;
+            mono.extend_from_slice(&planes[0][..frames]);
+            for plane in &planes[1..] {
+                mono.iter_mut()
+                    .zip(&plane[..frames])
+                    .for_each(|(m, s)| *m += s);
+            }
+            mono.iter_mut().for_each(|m| *m *= scale);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Settings, layered: built-in defaults < `config/default.toml` < `--config FILE` < environment.
+//!
+//! Keys are the environment variable names (the predecessor's, which users know) in lower case,
+//! in files as in the environment: `VOICE_MIN_UTTERANCE_MS=800` or `voice_min_utterance_ms = 800`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::matching::DecisionRules;
+use crate::model::Manifest;
+
+/// The environment variables read; anything else in the environment is ignored.
+const ENV_KEYS: &[&str] = &[
+    "VOICE_MODEL",
+    "ORT_DYLIB_PATH",
+    "VOICE_DIARIZATION_THRESHOLD",
+    "VOICE_MARGIN",
+    "VOICE_MIN_UTTERANCE_MS",
+    "VOICE_PARALLEL_WORKERS",
+    "VOICE_ONNX_THREADS",
+];
+
+const DEFAULT_FILE: &str = "config/default.toml";
+const DEFAULT_MODEL: &str = "models/ge2e/ge2e.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Path to the model manifest (TOML beside the ONNX file).
+    #[serde(default)]
+    pub voice_model: Option<PathBuf>,
+    /// Path to `libonnxruntime.so`; unset → `.cache/onnxruntime/` (see `make setup`).
+    #[serde(default)]
+    pub ort_dylib_path: Option<PathBuf>,
+    /// Cosine score a speaker must reach; unset → the model manifest's default.
+    #[serde(default)]
+    pub voice_diarization_threshold: Option<f32>,
+    /// Lead over the second-best worker; unset → the model manifest's default.
+    #[serde(default)]
+    pub voice_margin: Option<f32>,
+    /// Turns shorter than this are not used to identify a speaker.
+    #[serde(default = "default_min_utterance_ms")]
+    pub voice_min_utterance_ms: u64,
+    /// Clips in flight at once.
+    #[serde(default = "default_parallel_workers")]
+    pub voice_parallel_workers: usize,
+    /// ONNX Runtime intra-op threads per encoder; unset → the machine's cores.
+    #[serde(default)]
+    pub voice_onnx_threads: Option<usize>,
+}
+
+fn default_min_utterance_ms() -> u64 {
+    1000
+}
+
+fn default_parallel_workers() -> usize {
+    5
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads the layers; `file` is the `--config` argument.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env = std::env::vars()
+            .filter(|(k, _)| ENV_KEYS.contains(&k.as_str()))
+            .collect();
+        Self::load_from(file, env)
+    }
+
+    fn load_from(
+        file: Option<&Path>,
+        env: config::Map<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(
+            config::File::with_name(DEFAULT_FILE)
+                .format(config::FileFormat::Toml)
+                .required(false),
+        );
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::default()
+                    .source(Some(env))
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self
+            .voice_diarization_threshold
+            .is_some_and(|t| !(-1.0..=1.0).contains(&t))
+        {
+            return bad("VOICE_DIARIZATION_THRESHOLD must be a cosine score in [-1, 1]");
+        }
+        if self.voice_margin.is_some_and(|m| !(0.0..=2.0).contains(&m)) {
+            return bad("VOICE_MARGIN must be in [0, 2]");
+        }
+        if self.voice_parallel_workers == 0 {
+            return bad("VOICE_PARALLEL_WORKERS must be at least 1");
+        }
+        if self.voice_onnx_threads == Some(0) {
+            return bad("VOICE_ONNX_THREADS must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The model manifest path: VOICE_MODEL, else the bundled model in the working folder or in the
+    /// checkout the binary was built in.
+    pub fn model_path(&self) -> PathBuf {
+        if let Some(path) = &self.voice_model {
+            return path.clone();
+        }
+        let local = PathBuf::from(DEFAULT_MODEL);
+        if local.is_file() {
+            return local;
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| {
+                exe.ancestors()
+                    .skip(1)
+                    .take(4)
+                    .map(|d| d.join(DEFAULT_MODEL))
+                    .find(|p| p.is_file())
+            })
+            .unwrap_or(local)
+    }
+
+    /// Threshold and margin: the settings where given, the model's defaults otherwise.
+    pub fn rules(&self, manifest: &Manifest) -> DecisionRules {
+        DecisionRules {
+            threshold: self
+                .voice_diarization_threshold
+                .unwrap_or(manifest.decision.threshold),
+            margin: self.voice_margin.unwrap_or(manifest.decision.margin),
+        }
+    }
+
+    pub fn onnx_threads(&self) -> usize {
+        self.voice_onnx_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> config::Map<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.voice_min_utterance_ms, 1000);
+        assert_eq!(s.voice_diarization_threshold, None);
+
+        let dir = std::env::temp_dir().join(format!("cfg-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "voice_min_utterance_ms = 700\nvoice_margin = 0.1\n").unwrap();
+        let s = Settings::load_from(Some(&file), env(&[("VOICE_MARGIN", "0.2")])).unwrap();
+        assert_eq!(s.voice_min_utterance_ms, 700);
+        assert_eq!(
+            s.voice_margin,
+            Some(0.2),
+            "the environment wins over the file"
+        );
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_errors() {
+        assert!(Settings::load_from(None, env(&[("VOICE_DIARIZATION_THRESHOLD", "abc")])).is_err());
+        assert!(Settings::load_from(None, env(&[("VOICE_DIARIZATION_THRESHOLD", "1.5")])).is_err());
+        assert!(Settings::load_from(None, env(&[("VOICE_PARALLEL_WORKERS", "0")])).is_err());
+        let dir = std::env::temp_dir().join(format!("cfg-test-u-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "voice_treshold = 0.1\n").unwrap();
+        let err = Settings::load_from(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("voice_treshold"), "{err}");
+    }
+}

@@ -1,0 +1,329 @@
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+
+use crate::model::{Frontend, LogKind, MelNorm, Normalize, WindowKind};
+
+/// The model's front-end: waveform → `[frames, n_mels]` features, row-major.
+///
+/// Built once per model; `compute` allocates nothing per frame. Matches librosa's
+/// `melspectrogram` (Slaney mel, zero-padded centring) and NeMo's `FilterbankFeatures` as the
+/// manifest selects.
+pub struct MelFrontend {
+    cfg: Frontend,
+    /// `n_fft` long: the window, zero-padded to the middle when `win_length < n_fft`.
+    window: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+    bands: Vec<Band>,
+}
+
+/// One triangular mel filter, stored as its non-zero span of FFT bins.
+struct Band {
+    start: usize,
+    weights: Vec<f32>,
+}
+
+/// Per-thread buffers, so one `MelFrontend` can be shared by every worker thread.
+pub struct MelScratch {
+    frame: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    fft: Vec<Complex<f32>>,
+    power: Vec<f32>,
+    signal: Vec<f32>,
+}
+
+impl MelFrontend {
+    pub fn new(cfg: &Frontend, sample_rate: u32) -> Self {
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(cfg.n_fft);
+        let bands = mel_bands(cfg, sample_rate);
+        Self {
+            window: window(cfg),
+            fft,
+            bands,
+            cfg: cfg.clone(),
+        }
+    }
+
+    pub fn n_mels(&self) -> usize {
+        self.cfg.n_mels
+    }
+
+    pub fn hop(&self) -> usize {
+        self.cfg.hop_length
+    }
+
+    pub fn scratch(&self) -> MelScratch {
+        MelScratch {
+            frame: self.fft.make_input_vec(),
+            spectrum: self.fft.make_output_vec(),
+            fft: self.fft.make_scratch_vec(),
+            power: vec![0.0; self.cfg.n_fft / 2 + 1],
+            signal: Vec::new(),
+        }
+    }
+
+    /// Number of frames `compute` yields for `n_samples`.
+    pub fn n_frames(&self, n_samples: usize) -> usize {
+        let n_fft = self.cfg.n_fft;
+        if self.cfg.center {
+            1 + n_samples / self.cfg.hop_length
+        } else if n_samples >= n_fft {
+            1 + (n_samples - n_fft) / self.cfg.hop_length
+        } else {
+            0
+        }
+    }
+
+    /// Appends the features of `samples` to `out`, `n_mels` values per frame.
+    ///
+    /// Per-feature normalisation is not applied here: it depends on which frames form one model
+    /// input, so [`normalize_per_feature`] runs on each input instead.
+    pub fn compute(&self, samples: &[f32], scratch: &mut MelScratch, out: &mut Vec<f32>) {
+        let cfg = &self.cfg;
+        let n_fft = cfg.n_fft;
+        let pad = if cfg.center { n_fft / 2 } else { 0 };
+        let signal: &[f32] = if cfg.preemphasis != 0.0 {
+            scratch.signal.clear();
+            scratch.signal.reserve(samples.len());
+            scratch.signal.extend(samples.first().copied());
+            scratch
+                .signal
+                .extend(samples.windows(2).map(|w| w[1] - cfg.preemphasis * w[0]));
+            &scratch.signal
+        } else {
+            samples
+        };
+        let n_frames = self.n_frames(samples.len());
+        out.reserve(n_frames * cfg.n_mels);
+        for t in 0..n_frames {
+            // Frame t covers padded[t·hop .. t·hop + n_fft], i.e. signal[t·hop - pad ..].
+            let origin = (t * cfg.hop_length) as isize - pad as isize;
+            for (i, (x, w)) in scratch.frame.iter_mut().zip(&self.window).enumerate() {
+                let idx = origin + i as isize;
+                *x = if idx >= 0 && (idx as usize) < signal.len() {
+                    signal[idx as usize] * w
+                } else {
+                    0.0
+                };
+            }
+            // Lengths come from the plan itself, so processing cannot fail.
+            let _ = self.fft.process_with_scratch(
+                &mut scratch.frame,
+                &mut scratch.spectrum,
+                &mut scratch.fft,
+            );
+            let half_power = cfg.magnitude_power / 2.0;
+            for (p, c) in scratch.power.iter_mut().zip(&scratch.spectrum) {
+                let sq = c.re * c.re + c.im * c.im;
+                *p = if half_power == 1.0 {
+                    sq
+                } else {
+                    sq.powf(half_power)
+                };
+            }
+            for band in &self.bands {
+                let bins = &scratch.power[band.start..band.start + band.weights.len()];
+                let v: f32 = bins.iter().zip(&band.weights).map(|(p, w)| p * w).sum();
+                out.push(match cfg.log {
+                    LogKind::None => v,
+                    LogKind::Ln => (v + cfg.log_guard).ln(),
+                });
+            }
+        }
+    }
+
+    pub fn normalize(&self) -> Normalize {
+        self.cfg.normalize
+    }
+}
+
+/// NeMo's `normalize_batch(..., "per_feature")` on `[frames, n_mels]` row-major features, over the
+/// first `valid` frames: mean 0 and unbiased deviation (plus 1e-5) 1 per band.
+pub fn normalize_per_feature(features: &mut [f32], n_mels: usize, valid: usize) {
+    const GUARD: f64 = 1e-5;
+    let valid = valid.min(features.len() / n_mels);
+    if valid == 0 {
+        return;
+    }
+    for m in 0..n_mels {
+        let column = || {
+            features
+                .iter()
+                .skip(m)
+                .step_by(n_mels)
+                .take(valid)
+                .map(|&v| f64::from(v))
+        };
+        let mean = column().sum::<f64>() / valid as f64;
+        let var = if valid > 1 {
+            column().map(|v| (v - mean).powi(2)).sum::<f64>() / (valid - 1) as f64
+        } else {
+            0.0
+        };
+        let std = var.sqrt() + GUARD;
+        for v in features.iter_mut().skip(m).step_by(n_mels) {
+            *v = ((f64::from(*v) - mean) / std) as f32;
+        }
+    }
+}
+
+fn window(cfg: &Frontend) -> Vec<f32> {
+    let n = cfg.win_length;
+    let denom = match cfg.window {
+        WindowKind::HannPeriodic => n as f64,
+        WindowKind::HannSymmetric => (n - 1) as f64,
+    };
+    let mut w = vec![0.0f32; cfg.n_fft];
+    let offset = (cfg.n_fft - n) / 2;
+    for i in 0..n {
+        w[offset + i] = (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / denom).cos()) as f32;
+    }
+    w
+}
+
+/// The Slaney mel scale: linear below 1 kHz, logarithmic above (librosa `htk=False`).
+fn hz_to_mel(hz: f64) -> f64 {
+    const F_SP: f64 = 200.0 / 3.0;
+    let min_log_mel = 1000.0 / F_SP;
+    let logstep = 6.4f64.ln() / 27.0;
+    if hz >= 1000.0 {
+        min_log_mel + (hz / 1000.0).ln() / logstep
+    } else {
+        hz / F_SP
+    }
+}
+
+fn mel_to_hz(mel: f64) -> f64 {
+    const F_SP: f64 = 200.0 / 3.0;
+    let min_log_mel = 1000.0 / F_SP;
+    let logstep = 6.4f64.ln() / 27.0;
+    if mel >= min_log_mel {
+        1000.0 * ((mel - min_log_mel) * logstep).exp()
+    } else {
+        mel * F_SP
+    }
+}
+
+/// librosa.filters.mel, computed in f64 and stored sparse.
+fn mel_bands(cfg: &Frontend, sample_rate: u32) -> Vec<Band> {
+    let n_bins = cfg.n_fft / 2 + 1;
+    let fft_freqs: Vec<f64> = (0..n_bins)
+        .map(|k| k as f64 * f64::from(sample_rate) / cfg.n_fft as f64)
+        .collect();
+    let (lo, hi) = (hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max));
+    let points: Vec<f64> = (0..cfg.n_mels + 2)
+        .map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (cfg.n_mels + 1) as f64))
+        .collect();
+    (0..cfg.n_mels)
+        .map(|i| {
+            let (left, centre, right) = (points[i], points[i + 1], points[i + 2]);
+            let norm = match cfg.mel_norm {
+                MelNorm::Slaney => 2.0 / (right - left),
+                MelNorm::None => 1.0,
+            };
+            let weights: Vec<f64> = fft_freqs
+                .iter()
+                .map(|&f| {
+                    let rising = (f - left) / (centre - left);
+                    let falling = (right - f) / (right - centre);
+                    rising.min(falling).max(0.0) * norm
+                })
+                .collect();
+            let start = weights.iter().position(|&w| w > 0.0).unwrap_or(0);
+            let end = weights
+                .iter()
+                .rposition(|&w| w > 0.0)
+                .map_or(start, |e| e + 1);
+            Band {
+                start,
+                weights: weights[start..end].iter().map(|&w| w as f32).collect(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn ge2e_frontend() -> Frontend {
+        Frontend {
+            volume_norm_dbfs: Some(-30.0),
+            preemphasis: 0.0,
+            n_fft: 400,
+            win_length: 400,
+            hop_length: 160,
+            window: WindowKind::HannPeriodic,
+            center: true,
+            n_mels: 40,
+            f_min: 0.0,
+            f_max: 8000.0,
+            mel_norm: MelNorm::Slaney,
+            magnitude_power: 2.0,
+            log: LogKind::None,
+            log_guard: 0.0,
+            normalize: Normalize::None,
+        }
+    }
+
+    #[test]
+    fn slaney_scale_round_trips_and_is_linear_below_1khz() {
+        for hz in [0.0, 200.0, 999.0, 1000.0, 4000.0, 8000.0] {
+            assert!((mel_to_hz(hz_to_mel(hz)) - hz).abs() < 1e-9);
+        }
+        assert!((hz_to_mel(500.0) - 7.5).abs() < 1e-12);
+        assert!((hz_to_mel(1000.0) - 15.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn frame_count_matches_centred_stft() {
+        let fe = MelFrontend::new(&ge2e_frontend(), 16000);
+        assert_eq!(fe.n_frames(16000), 101);
+        assert_eq!(fe.n_frames(159), 1);
+        let mut out = Vec::new();
+        fe.compute(&vec![0.0; 16000], &mut fe.scratch(), &mut out);
+        assert_eq!(out.len(), 101 * 40);
+    }
+
+    #[test]
+    fn a_tone_lands_in_the_band_around_its_frequency() {
+        let fe = MelFrontend::new(&ge2e_frontend(), 16000);
+        let tone: Vec<f32> = (0..16000)
+            .map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16000.0).sin())
+            .collect();
+        let mut out = Vec::new();
+        fe.compute(&tone, &mut fe.scratch(), &mut out);
+        let frame = &out[50 * 40..51 * 40];
+        let peak = frame
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .unwrap();
+        let centre_hz = |i: usize| {
+            let (lo, hi) = (hz_to_mel(0.0), hz_to_mel(8000.0));
+            mel_to_hz(lo + (hi - lo) * (i + 1) as f64 / 41.0)
+        };
+        assert!(
+            (centre_hz(peak) - 1000.0).abs() < 150.0,
+            "peak band {peak} at {} Hz",
+            centre_hz(peak)
+        );
+    }
+
+    #[test]
+    fn per_feature_normalisation_gives_zero_mean_unit_deviation() {
+        let mut f: Vec<f32> = (0..30).map(|i| (i * i) as f32).collect(); // 10 frames x 3 mels
+        normalize_per_feature(&mut f, 3, 10);
+        for m in 0..3 {
+            let col: Vec<f64> = f.iter().skip(m).step_by(3).map(|&v| f64::from(v)).collect();
+            let mean = col.iter().sum::<f64>() / 10.0;
+            let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 9.0;
+            assert!(
+                mean.abs() < 1e-5 && (var.sqrt() - 1.0).abs() < 1e-4,
+                "{mean} {var}"
+            );
+        }
+    }
+}

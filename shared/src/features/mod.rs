@@ -1,0 +1,5 @@
+//! The model's front-end, configured by the manifest: mel filterbank features.
+
+mod mel;
+
+pub use mel::{MelFrontend, MelScratch, normalize_per_feature};

@@ -1,0 +1,19 @@
+//! Everything the dispatcher, worker and reducer share.
+//!
+//! The modules follow the data flow of one clip:
+//!
+//! - [`config`]: layered settings (defaults, files, environment).
+//! - [`audio`]: decode any supported file to 16 kHz mono, streaming; level normalisation.
+//! - [`features`]: the model's front-end (mel spectrogram), built from its manifest.
+//! - [`model`]: the model manifest, loading ONNX Runtime, the speaker encoder (batched runs).
+//! - [`turns`]: speaker turns, and the minimum-length filter.
+//! - [`matching`]: voice profiles (enrollment) and the decision rules.
+//! - [`eval`]: labelled evaluation sets, accuracy and equal error rate.
+
+pub mod audio;
+pub mod config;
+pub mod eval;
+pub mod features;
+pub mod matching;
+pub mod model;
+pub mod turns;

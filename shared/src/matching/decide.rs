@@ -1,0 +1,314 @@
+use serde::{Deserialize, Serialize};
+
+use super::Profile;
+
+/// Threshold and margin; the defaults come from the model manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRules {
+    pub threshold: f32,
+    pub margin: f32,
+}
+
+/// One speaker of a clip, ready to be matched.
+#[derive(Debug, Clone)]
+pub struct SpeakerInput {
+    pub label: String,
+    pub embedding: Vec<f32>,
+    pub speech_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownReason {
+    NoProfiles,
+    BelowThreshold,
+    WithinMargin,
+    /// The worker went to another speaker of the same clip with a higher score.
+    TakenByOtherSpeaker,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpeakerDecision {
+    pub label: String,
+    pub speech_s: f64,
+    /// The decided worker; `None` is `unknown`.
+    pub worker_id: Option<String>,
+    pub best_worker_id: Option<String>,
+    pub score: Option<f32>,
+    /// Best score minus second best (the best alone when only one profile exists).
+    pub margin: Option<f32>,
+    pub unknown_reason: Option<UnknownReason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipStatus {
+    Matched,
+    NoMatch,
+    NoSpeech,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClipDecision {
+    pub status: ClipStatus,
+    /// The matched worker with the most speech.
+    pub worker_id: Option<String>,
+    pub score: Option<f32>,
+    pub margin: Option<f32>,
+    pub speakers: Vec<SpeakerDecision>,
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
+
+/// Decides every speaker of one clip.
+///
+/// A speaker is a worker when that worker's profile scores at least `threshold` and beats every
+/// other profile by `margin`; each worker goes to at most one speaker (the higher score wins and
+/// the other speaker becomes `unknown`, never a second-choice name).
+pub fn decide(
+    speakers: &[SpeakerInput],
+    profiles: &[Profile],
+    rules: DecisionRules,
+) -> ClipDecision {
+    let mut decisions: Vec<SpeakerDecision> = speakers
+        .iter()
+        .map(|s| score_speaker(s, profiles, rules))
+        .collect();
+
+    // One speaker per worker: visit accepted speakers best score first.
+    let mut order: Vec<usize> = (0..decisions.len())
+        .filter(|&i| decisions[i].worker_id.is_some())
+        .collect();
+    order.sort_by(|&a, &b| {
+        decisions[b]
+            .score
+            .unwrap_or(f32::MIN)
+            .total_cmp(&decisions[a].score.unwrap_or(f32::MIN))
+    });
+    let mut taken: Vec<String> = Vec::new();
+    for i in order {
+        let Some(worker) = decisions[i].worker_id.clone() else {
+            continue;
+        };
+        if taken.contains(&worker) {
+            decisions[i].worker_id = None;
+            decisions[i].unknown_reason = Some(UnknownReason::TakenByOtherSpeaker);
+        } else {
+            taken.push(worker);
+        }
+    }
+
+    let lead = decisions
+        .iter()
+        .filter(|d| d.worker_id.is_some())
+        .max_by(|a, b| {
+            a.speech_s
+                .total_cmp(&b.speech_s)
+                .then(a.score.unwrap_or(0.0).total_cmp(&b.score.unwrap_or(0.0)))
+        });
+    let status = match (speakers.is_empty(), lead) {
+        (true, _) => ClipStatus::NoSpeech,
+        (false, Some(_)) => ClipStatus::Matched,
+        (false, None) => ClipStatus::NoMatch,
+    };
+    ClipDecision {
+        status,
+        worker_id: lead.and_then(|d| d.worker_id.clone()),
+        score: lead.and_then(|d| d.score),
+        margin: lead.and_then(|d| d.margin),
+        speakers: decisions,
+    }
+}
+
+fn score_speaker(
+    speaker: &SpeakerInput,
+    profiles: &[Profile],
+    rules: DecisionRules,
+) -> SpeakerDecision {
+    let mut scored: Vec<(f32, &Profile)> = profiles
+        .iter()
+        .map(|p| (cosine(&speaker.embedding, &p.embedding), p))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut decision = SpeakerDecision {
+        label: speaker.label.clone(),
+        speech_s: speaker.speech_s,
+        worker_id: None,
+        best_worker_id: None,
+        score: None,
+        margin: None,
+        unknown_reason: Some(UnknownReason::NoProfiles),
+    };
+    let Some(&(best, profile)) = scored.first() else {
+        return decision;
+    };
+    let margin = best - scored.get(1).map_or(0.0, |s| s.0.max(0.0));
+    decision.best_worker_id = Some(profile.worker_id.clone());
+    decision.score = Some(best);
+    decision.margin = Some(margin);
+    decision.unknown_reason = if best < rules.threshold {
+        Some(UnknownReason::BelowThreshold)
+    } else if margin < rules.margin {
+        Some(UnknownReason::WithinMargin)
+    } else {
+        decision.worker_id = Some(profile.worker_id.clone());
+        None
+    };
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::SampleEmbedding;
+    use crate::matching::build_profile;
+
+    fn profile(id: &str, e: Vec<f32>) -> Profile {
+        build_profile(
+            id,
+            id,
+            vec![SampleEmbedding {
+                source: "s".into(),
+                speech_s: 5.0,
+                embedding: e,
+            }],
+        )
+        .unwrap()
+    }
+
+    fn speaker(label: &str, e: Vec<f32>, speech_s: f64) -> SpeakerInput {
+        SpeakerInput {
+            label: label.into(),
+            embedding: e,
+            speech_s,
+        }
+    }
+
+    /// A unit vector at `cos` from the x axis, in the x-y plane (or x-z with `z`).
+    fn at(cos: f32, z: bool) -> Vec<f32> {
+        let sin = (1.0 - cos * cos).sqrt();
+        if z {
+            vec![cos, 0.0, sin]
+        } else {
+            vec![cos, sin, 0.0]
+        }
+    }
+
+    const RULES: DecisionRules = DecisionRules {
+        threshold: 0.7,
+        margin: 0.1,
+    };
+
+    #[test]
+    fn best_profile_over_threshold_and_margin_is_matched() {
+        let profiles = [
+            profile("ann", vec![1.0, 0.0, 0.0]),
+            profile("bob", vec![0.0, 1.0, 0.0]),
+        ];
+        let d = decide(&[speaker("A", at(0.9, true), 4.0)], &profiles, RULES);
+        assert_eq!(d.status, ClipStatus::Matched);
+        assert_eq!(d.worker_id.as_deref(), Some("ann"));
+        assert!((d.score.unwrap() - 0.9).abs() < 1e-5);
+    }
+
+    #[test]
+    fn below_threshold_is_unknown() {
+        let profiles = [profile("ann", vec![1.0, 0.0, 0.0])];
+        let d = decide(&[speaker("A", at(0.69, true), 4.0)], &profiles, RULES);
+        assert_eq!(d.status, ClipStatus::NoMatch);
+        assert_eq!(
+            d.speakers[0].unknown_reason,
+            Some(UnknownReason::BelowThreshold)
+        );
+        assert_eq!(d.speakers[0].best_worker_id.as_deref(), Some("ann"));
+    }
+
+    #[test]
+    fn close_second_best_is_unknown() {
+        // Two profiles both near the speaker: 0.85 and 0.80 is within the 0.1 margin.
+        let profiles = [
+            profile("ann", vec![1.0, 0.0, 0.0]),
+            profile("bob", at(0.98, false)),
+        ];
+        let e = {
+            // Between both profiles, slightly closer to ann.
+            let v = [0.95f32, 0.12, 0.28];
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect::<Vec<_>>()
+        };
+        let d = decide(&[speaker("A", e, 4.0)], &profiles, RULES);
+        let s = &d.speakers[0];
+        assert!(s.score.unwrap() >= 0.7 && s.margin.unwrap() < 0.1, "{s:?}");
+        assert_eq!(d.status, ClipStatus::NoMatch);
+        assert_eq!(s.unknown_reason, Some(UnknownReason::WithinMargin));
+    }
+
+    #[test]
+    fn one_worker_per_speaker_the_higher_score_wins() {
+        let profiles = [
+            profile("ann", vec![1.0, 0.0, 0.0]),
+            profile("bob", vec![0.0, 1.0, 0.0]),
+        ];
+        let d = decide(
+            &[
+                speaker("A", at(0.8, true), 9.0),
+                speaker("B", at(0.95, true), 2.0),
+            ],
+            &profiles,
+            RULES,
+        );
+        assert_eq!(d.speakers[0].worker_id, None);
+        assert_eq!(
+            d.speakers[0].unknown_reason,
+            Some(UnknownReason::TakenByOtherSpeaker)
+        );
+        assert_eq!(d.speakers[1].worker_id.as_deref(), Some("ann"));
+        assert_eq!(d.worker_id.as_deref(), Some("ann"));
+    }
+
+    #[test]
+    fn clip_worker_is_the_matched_speaker_with_most_speech() {
+        let profiles = [
+            profile("ann", vec![1.0, 0.0, 0.0]),
+            profile("bob", vec![0.0, 1.0, 0.0]),
+        ];
+        let d = decide(
+            &[
+                speaker("A", vec![0.0, 1.0, 0.0], 6.0),
+                speaker("B", vec![1.0, 0.0, 0.0], 3.0),
+                speaker("C", vec![0.0, 0.0, 1.0], 20.0),
+            ],
+            &profiles,
+            RULES,
+        );
+        assert_eq!(d.worker_id.as_deref(), Some("bob"));
+        assert_eq!(d.speakers[2].worker_id, None, "the customer is unknown");
+    }
+
+    #[test]
+    fn no_speakers_is_no_speech_and_no_profiles_is_no_match() {
+        assert_eq!(
+            decide(&[], &[profile("ann", vec![1.0])], RULES).status,
+            ClipStatus::NoSpeech
+        );
+        let d = decide(&[speaker("A", vec![1.0], 3.0)], &[], RULES);
+        assert_eq!(d.status, ClipStatus::NoMatch);
+        assert_eq!(
+            d.speakers[0].unknown_reason,
+            Some(UnknownReason::NoProfiles)
+        );
+    }
+}

@@ -1,0 +1,76 @@
+use std::path::{Path, PathBuf};
+
+use super::{Profile, SampleEmbedding, build_profile};
+use crate::audio::{AudioError, decode_file};
+use crate::model::{EmbedRequest, ModelError, SpeakerEncoder};
+
+/// A worker to enroll, with the paths of its voice samples.
+#[derive(Debug, Clone)]
+pub struct Enrollee {
+    pub worker_id: String,
+    pub name: String,
+    pub samples: Vec<PathBuf>,
+}
+
+/// Profiles of the workers that have at least one readable sample, and the samples that were not
+/// readable (they are reported, never fatal: one bad upload must not block a location).
+pub struct Enrollment {
+    pub profiles: Vec<Profile>,
+    pub unreadable: Vec<AudioError>,
+    /// Workers left without any usable sample.
+    pub without_samples: Vec<String>,
+}
+
+pub fn enroll(
+    encoder: &mut SpeakerEncoder,
+    enrollees: &[Enrollee],
+) -> Result<Enrollment, ModelError> {
+    let rate = encoder.manifest().sample_rate;
+    let mut decoded = Vec::new();
+    let mut unreadable = Vec::new();
+    for (who, enrollee) in enrollees.iter().enumerate() {
+        for path in &enrollee.samples {
+            match decode_file(path, rate) {
+                Ok(audio) => decoded.push((who, path.as_path(), audio)),
+                Err(e) => unreadable.push(e),
+            }
+        }
+    }
+    let requests: Vec<EmbedRequest<'_>> = decoded
+        .iter()
+        .map(|(_, _, audio)| EmbedRequest {
+            segments: vec![&audio.samples],
+        })
+        .collect();
+    let embeddings = encoder.embed(&requests)?;
+    let mut per_worker: Vec<Vec<SampleEmbedding>> = vec![Vec::new(); enrollees.len()];
+    for ((who, path, audio), embedding) in decoded.iter().zip(embeddings) {
+        if let Some(embedding) = embedding {
+            per_worker[*who].push(SampleEmbedding {
+                source: source_name(path),
+                speech_s: audio.duration_s(),
+                embedding,
+            });
+        }
+    }
+    let mut profiles = Vec::new();
+    let mut without_samples = Vec::new();
+    for (enrollee, samples) in enrollees.iter().zip(per_worker) {
+        match build_profile(&enrollee.worker_id, &enrollee.name, samples) {
+            Some(p) => profiles.push(p),
+            None => without_samples.push(enrollee.worker_id.clone()),
+        }
+    }
+    Ok(Enrollment {
+        profiles,
+        unreadable,
+        without_samples,
+    })
+}
+
+fn source_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}

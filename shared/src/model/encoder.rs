@@ -1,0 +1,361 @@
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{Tensor, TensorRef};
+
+use super::{InputLayout, Manifest, RuntimeError};
+use crate::audio::normalize_volume;
+use crate::features::{MelFrontend, MelScratch, normalize_per_feature};
+use crate::model::Normalize;
+
+/// An L2-normalised speaker embedding.
+pub type Embedding = Vec<f32>;
+
+/// The audio of one speaker (all its turns in a clip) or one enrollment sample: one embedding.
+#[derive(Debug, Clone, Default)]
+pub struct EmbedRequest<'a> {
+    pub segments: Vec<&'a [f32]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderOptions {
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    /// Partials per ONNX run; larger batches amortise the per-run cost.
+    pub max_batch: usize,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_batch: 64,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Manifest(#[from] super::ManifestError),
+    #[error("model file {} not found (the manifest names it); run `make setup` or fix VOICE_MODEL", path.display())]
+    MissingFile { path: PathBuf },
+    #[error("cannot load model {}: {reason}", path.display())]
+    Load { path: PathBuf, reason: String },
+    #[error("model {model} does not match its manifest: {reason}")]
+    Mismatch { model: String, reason: String },
+    #[error("running model {model}: {reason}")]
+    Run { model: String, reason: String },
+}
+
+/// Waveform → model inputs. Holds no mutable state, so one instance serves every thread.
+pub struct Featurizer {
+    manifest: Manifest,
+    frontend: MelFrontend,
+}
+
+/// The partial utterances of many requests, laid out as one model input.
+#[derive(Default)]
+pub struct Partials {
+    /// `len() × partial_frames × n_mels` values in the model's layout.
+    pub features: Vec<f32>,
+    /// Valid (unpadded) frames of each partial.
+    pub valid_frames: Vec<usize>,
+    /// Index of the request each partial belongs to.
+    pub owner: Vec<usize>,
+}
+
+impl Partials {
+    pub fn len(&self) -> usize {
+        self.owner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.owner.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.features.clear();
+        self.valid_frames.clear();
+        self.owner.clear();
+    }
+}
+
+impl Featurizer {
+    pub fn new(manifest: &Manifest) -> Self {
+        Self {
+            frontend: MelFrontend::new(&manifest.frontend, manifest.sample_rate),
+            manifest: manifest.clone(),
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn scratch(&self) -> MelScratch {
+        self.frontend.scratch()
+    }
+
+    fn partial_len(&self) -> usize {
+        self.manifest.chunking.partial_frames * self.frontend.n_mels()
+    }
+
+    /// Start frames of the partials of `n_samples` (Resemblyzer's `compute_partial_slices`): at
+    /// least one, and the last only if it is mostly audio.
+    pub fn partial_starts(&self, n_samples: usize) -> Vec<usize> {
+        let c = &self.manifest.chunking;
+        let hop = self.frontend.hop();
+        let n_frames = (n_samples + 1).div_ceil(hop);
+        let steps = (n_frames + c.step_frames + 1)
+            .saturating_sub(c.partial_frames)
+            .max(1);
+        let mut starts: Vec<usize> = (0..steps).step_by(c.step_frames).collect();
+        if let Some(&last) = starts.last() {
+            let coverage =
+                (n_samples as f64 - (last * hop) as f64) / (c.partial_frames * hop) as f64;
+            if coverage < c.min_coverage && starts.len() > 1 {
+                starts.pop();
+            }
+        }
+        starts
+    }
+
+    /// Appends the partials of one segment, owned by request `owner`, to `out`.
+    pub fn push_segment(
+        &self,
+        segment: &[f32],
+        owner: usize,
+        scratch: &mut MelScratch,
+        out: &mut Partials,
+    ) {
+        if segment.is_empty() {
+            return;
+        }
+        let c = &self.manifest.chunking;
+        let hop = self.frontend.hop();
+        let n_mels = self.frontend.n_mels();
+        let starts = self.partial_starts(segment.len());
+        let last = starts.last().copied().unwrap_or(0);
+        // Zero-pad so the last partial is whole, as the reference recipe does.
+        let needed = ((last + c.partial_frames) * hop).max(segment.len());
+        let mut wav = Vec::with_capacity(needed);
+        wav.extend_from_slice(segment);
+        if let Some(target) = self.manifest.frontend.volume_norm_dbfs {
+            normalize_volume(&mut wav, target);
+        }
+        wav.resize(needed, 0.0);
+        let mut mel = Vec::new();
+        self.frontend.compute(&wav, scratch, &mut mel);
+        let real_frames = self.frontend.n_frames(segment.len());
+        let frame_count = mel.len() / n_mels;
+        for start in starts {
+            let valid = real_frames.saturating_sub(start).clamp(1, c.partial_frames);
+            let mut partial = vec![0.0f32; self.partial_len()];
+            let available = frame_count.saturating_sub(start).min(c.partial_frames);
+            partial[..available * n_mels]
+                .copy_from_slice(&mel[start * n_mels..(start + available) * n_mels]);
+            if self.frontend.normalize() == Normalize::PerFeature {
+                normalize_per_feature(&mut partial, n_mels, valid);
+            }
+            match self.manifest.input.layout {
+                InputLayout::FramesMels => out.features.extend_from_slice(&partial),
+                InputLayout::MelsFrames => {
+                    for m in 0..n_mels {
+                        out.features.extend(partial.iter().skip(m).step_by(n_mels));
+                    }
+                }
+            }
+            out.valid_frames.push(valid);
+            out.owner.push(owner);
+        }
+    }
+}
+
+/// The speaker-embedding model on ONNX Runtime.
+pub struct SpeakerEncoder {
+    featurizer: Featurizer,
+    session: Session,
+    options: EncoderOptions,
+}
+
+impl SpeakerEncoder {
+    pub fn load(
+        manifest: &Manifest,
+        env: &Environment,
+        options: EncoderOptions,
+    ) -> Result<Self, ModelError> {
+        let path = manifest.onnx_path();
+        if !path.is_file() {
+            return Err(ModelError::MissingFile { path });
+        }
+        let load = |reason: String| ModelError::Load {
+            path: path.clone(),
+            reason,
+        };
+        let session = Session::builder(env)
+            .map_err(|e| load(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| load(e.to_string()))?
+            .with_intra_threads(options.threads.max(1))
+            .map_err(|e| load(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| load(e.to_string()))?
+            .commit_from_file(&path)
+            .map_err(|e| load(e.to_string()))?;
+        let encoder = Self {
+            featurizer: Featurizer::new(manifest),
+            session,
+            options,
+        };
+        encoder.check_signature()?;
+        Ok(encoder)
+    }
+
+    fn check_signature(&self) -> Result<(), ModelError> {
+        let m = self.manifest();
+        let mismatch = |reason: String| ModelError::Mismatch {
+            model: m.id.clone(),
+            reason,
+        };
+        let inputs: Vec<&str> = self.session.inputs().iter().map(|i| i.name()).collect();
+        let outputs: Vec<&str> = self.session.outputs().iter().map(|o| o.name()).collect();
+        let mut wanted = vec![m.input.features.as_str()];
+        wanted.extend(m.input.lengths.as_deref());
+        if let Some(name) = wanted.iter().find(|n| !inputs.contains(n)) {
+            return Err(mismatch(format!(
+                "no input `{name}` (the model has {inputs:?})"
+            )));
+        }
+        if !outputs.contains(&m.input.output.as_str()) {
+            return Err(mismatch(format!(
+                "no output `{}` (the model has {outputs:?})",
+                m.input.output
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        self.featurizer.manifest()
+    }
+
+    pub fn featurizer(&self) -> &Featurizer {
+        &self.featurizer
+    }
+
+    pub fn options(&self) -> EncoderOptions {
+        self.options
+    }
+
+    /// One embedding per request, `None` for a request without audio. Partials of all requests
+    /// share full batches.
+    pub fn embed(
+        &mut self,
+        requests: &[EmbedRequest<'_>],
+    ) -> Result<Vec<Option<Embedding>>, ModelError> {
+        let dim = self.manifest().embedding_size;
+        let mut sums = vec![vec![0.0f64; dim]; requests.len()];
+        let mut counts = vec![0usize; requests.len()];
+        let mut scratch = self.featurizer.scratch();
+        let mut batch = Partials::default();
+        for (owner, request) in requests.iter().enumerate() {
+            for segment in &request.segments {
+                self.featurizer
+                    .push_segment(segment, owner, &mut scratch, &mut batch);
+                if batch.len() >= self.options.max_batch {
+                    self.run_into(&batch, &mut sums, &mut counts)?;
+                    batch.clear();
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.run_into(&batch, &mut sums, &mut counts)?;
+        }
+        Ok(sums
+            .into_iter()
+            .zip(counts)
+            .map(|(sum, n)| (n > 0).then(|| l2_normalize_f64(&sum)))
+            .collect())
+    }
+
+    fn run_into(
+        &mut self,
+        batch: &Partials,
+        sums: &mut [Vec<f64>],
+        counts: &mut [usize],
+    ) -> Result<(), ModelError> {
+        let out = self.run(batch)?;
+        let dim = self.manifest().embedding_size;
+        for (row, &owner) in out.chunks_exact(dim).zip(&batch.owner) {
+            sums[owner]
+                .iter_mut()
+                .zip(row)
+                .for_each(|(s, &v)| *s += f64::from(v));
+            counts[owner] += 1;
+        }
+        Ok(())
+    }
+
+    /// Runs the model on a batch of partials; returns `len × embedding_size` values.
+    pub fn run(&mut self, batch: &Partials) -> Result<Vec<f32>, ModelError> {
+        let m = self.featurizer.manifest();
+        let run_err = |reason: String| ModelError::Run {
+            model: m.id.clone(),
+            reason,
+        };
+        let (frames, mels) = (m.chunking.partial_frames, m.frontend.n_mels);
+        let shape = match m.input.layout {
+            InputLayout::FramesMels => [batch.len(), frames, mels],
+            InputLayout::MelsFrames => [batch.len(), mels, frames],
+        };
+        let features = TensorRef::from_array_view((shape, batch.features.as_slice()))
+            .map_err(|e| run_err(e.to_string()))?;
+        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+            vec![(m.input.features.as_str().into(), features.into())];
+        if let Some(name) = &m.input.lengths {
+            let lengths: Vec<i64> = batch.valid_frames.iter().map(|&v| v as i64).collect();
+            let lengths =
+                Tensor::from_array(([batch.len()], lengths)).map_err(|e| run_err(e.to_string()))?;
+            inputs.push((name.as_str().into(), lengths.into()));
+        }
+        let output_name = m.input.output.clone();
+        let dim = m.embedding_size;
+        let model = m.id.clone();
+        let outputs = self.session.run(inputs).map_err(|e| ModelError::Run {
+            model: model.clone(),
+            reason: e.to_string(),
+        })?;
+        let (out_shape, values) = outputs[output_name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| ModelError::Run {
+                model: model.clone(),
+                reason: e.to_string(),
+            })?;
+        if values.len() != batch.len() * dim {
+            return Err(ModelError::Mismatch {
+                model,
+                reason: format!(
+                    "output shape {out_shape:?}, expected [{}, {dim}]",
+                    batch.len()
+                ),
+            });
+        }
+        Ok(values.to_vec())
+    }
+}
+
+/// Scales to unit length; the zero vector stays zero.
+pub fn l2_normalize_f64(v: &[f64]) -> Embedding {
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        vec![0.0; v.len()]
+    } else {
+        v.iter().map(|x| (x / norm) as f32).collect()
+    }
+}

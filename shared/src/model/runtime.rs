@@ -1,0 +1,79 @@
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::environment::Environment;
+
+/// The ONNX Runtime release the project is built and tested against (`api-31`).
+pub const ORT_VERSION: &str = "1.31.1";
+/// What a user runs to fetch the library; every "not found" error names it.
+pub const SETUP_COMMAND: &str = "make setup";
+const LIBRARY_FILE: &str = "libonnxruntime.so.1.31.1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "ONNX Runtime {ORT_VERSION} library not found (looked for {}); run `{SETUP_COMMAND}` to fetch it, or set ORT_DYLIB_PATH",
+        looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    Missing { looked: Vec<PathBuf> },
+    #[error("ONNX Runtime library {} cannot be loaded: {reason}; run `{SETUP_COMMAND}` to fetch a working copy, or fix ORT_DYLIB_PATH", path.display())]
+    Load { path: PathBuf, reason: String },
+    #[error("ONNX Runtime environment could not be created: {0}")]
+    Environment(String),
+}
+
+/// Where the library is looked for when ORT_DYLIB_PATH is not set: the setup step's cache in the
+/// working folder and in the checkout above the binary, beside the binary, and the images' path.
+pub fn default_library_candidates() -> Vec<PathBuf> {
+    let mut candidates = vec![PathBuf::from(".cache/onnxruntime").join(LIBRARY_FILE)];
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join(LIBRARY_FILE));
+        // target/{debug,release}[/deps] inside a checkout
+        for up in dir.ancestors().skip(1).take(3) {
+            candidates.push(up.join(".cache/onnxruntime").join(LIBRARY_FILE));
+        }
+    }
+    candidates.push(PathBuf::from("/usr/local/lib").join(LIBRARY_FILE));
+    candidates
+}
+
+/// The library to load: `explicit` (ORT_DYLIB_PATH) when given, else the first default that exists.
+pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
+    let candidates = match explicit {
+        Some(path) => vec![path.to_path_buf()],
+        None => default_library_candidates(),
+    };
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .ok_or(RuntimeError::Missing { looked: candidates })
+}
+
+/// The process's ONNX Runtime environment, loading the library on first use.
+///
+/// ONNX Runtime allows one environment per process; later calls return the same one whatever
+/// path they name.
+pub fn environment(explicit: Option<&Path>) -> Result<&'static Environment, RuntimeError> {
+    static ENV: OnceLock<Environment> = OnceLock::new();
+    static INIT: Mutex<()> = Mutex::new(());
+    if let Some(env) = ENV.get() {
+        return Ok(env);
+    }
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(env) = ENV.get() {
+        return Ok(env);
+    }
+    let path = find_library(explicit)?;
+    let builder = ort::init_from(&path).map_err(|e| RuntimeError::Load {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let env = builder
+        .with_name("voice-diarization")
+        .build()
+        .map_err(|e| RuntimeError::Environment(e.to_string()))?;
+    Ok(ENV.get_or_init(|| env))
+}
