@@ -12,6 +12,7 @@ use crate::model::Manifest;
 
 /// The environment variables read; anything else in the environment is ignored.
 const ENV_KEYS: &[&str] = &[
+    "AMQP_URL",
     "VOICE_MODEL",
     "ORT_DYLIB_PATH",
     "VOICE_DIARIZATION_THRESHOLD",
@@ -27,6 +28,9 @@ const DEFAULT_MODEL: &str = "models/ge2e/ge2e.toml";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// RabbitMQ; unset → standalone mode (everything in one `dispatcher run` process).
+    #[serde(default)]
+    pub amqp_url: Option<String>,
     /// Path to the model manifest (TOML beside the ONNX file).
     #[serde(default)]
     pub voice_model: Option<PathBuf>,

@@ -99,13 +99,21 @@ impl MelFrontend {
         for t in 0..n_frames {
             // Frame t covers padded[t·hop .. t·hop + n_fft], i.e. signal[t·hop - pad ..].
             let origin = (t * cfg.hop_length) as isize - pad as isize;
-            for (i, (x, w)) in scratch.frame.iter_mut().zip(&self.window).enumerate() {
-                let idx = origin + i as isize;
-                *x = if idx >= 0 && (idx as usize) < signal.len() {
-                    signal[idx as usize] * w
-                } else {
-                    0.0
-                };
+            if origin >= 0 && origin as usize + n_fft <= signal.len() {
+                let frame = &signal[origin as usize..origin as usize + n_fft];
+                for ((x, s), w) in scratch.frame.iter_mut().zip(frame).zip(&self.window) {
+                    *x = s * w;
+                }
+            } else {
+                // The first and last frames reach into the zero padding.
+                for (i, (x, w)) in scratch.frame.iter_mut().zip(&self.window).enumerate() {
+                    let idx = origin + i as isize;
+                    *x = if idx >= 0 && (idx as usize) < signal.len() {
+                        signal[idx as usize] * w
+                    } else {
+                        0.0
+                    };
+                }
             }
             // Lengths come from the plan itself, so processing cannot fail.
             let _ = self.fft.process_with_scratch(

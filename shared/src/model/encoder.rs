@@ -1,5 +1,6 @@
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
@@ -154,20 +155,31 @@ impl Featurizer {
         self.frontend.compute(&wav, scratch, &mut mel);
         let real_frames = self.frontend.n_frames(segment.len());
         let frame_count = mel.len() / n_mels;
+        let direct = self.manifest.input.layout == InputLayout::FramesMels
+            && self.frontend.normalize() == Normalize::None;
+        let mut partial = Vec::new();
         for start in starts {
             let valid = real_frames.saturating_sub(start).clamp(1, c.partial_frames);
-            let mut partial = vec![0.0f32; self.partial_len()];
             let available = frame_count.saturating_sub(start).min(c.partial_frames);
-            partial[..available * n_mels]
-                .copy_from_slice(&mel[start * n_mels..(start + available) * n_mels]);
-            if self.frontend.normalize() == Normalize::PerFeature {
-                normalize_per_feature(&mut partial, n_mels, valid);
-            }
-            match self.manifest.input.layout {
-                InputLayout::FramesMels => out.features.extend_from_slice(&partial),
-                InputLayout::MelsFrames => {
-                    for m in 0..n_mels {
-                        out.features.extend(partial.iter().skip(m).step_by(n_mels));
+            let frames = &mel[start * n_mels..(start + available) * n_mels];
+            if direct {
+                // The common case (GE2E): frames go straight into the batch.
+                out.features.extend_from_slice(frames);
+                let padded = out.features.len() + (c.partial_frames - available) * n_mels;
+                out.features.resize(padded, 0.0);
+            } else {
+                partial.clear();
+                partial.extend_from_slice(frames);
+                partial.resize(self.partial_len(), 0.0);
+                if self.frontend.normalize() == Normalize::PerFeature {
+                    normalize_per_feature(&mut partial, n_mels, valid);
+                }
+                match self.manifest.input.layout {
+                    InputLayout::FramesMels => out.features.extend_from_slice(&partial),
+                    InputLayout::MelsFrames => {
+                        for m in 0..n_mels {
+                            out.features.extend(partial.iter().skip(m).step_by(n_mels));
+                        }
                     }
                 }
             }
@@ -179,7 +191,7 @@ impl Featurizer {
 
 /// The speaker-embedding model on ONNX Runtime.
 pub struct SpeakerEncoder {
-    featurizer: Featurizer,
+    featurizer: Arc<Featurizer>,
     session: Session,
     options: EncoderOptions,
 }
@@ -209,7 +221,7 @@ impl SpeakerEncoder {
             .commit_from_file(&path)
             .map_err(|e| load(e.to_string()))?;
         let encoder = Self {
-            featurizer: Featurizer::new(manifest),
+            featurizer: Arc::new(Featurizer::new(manifest)),
             session,
             options,
         };
@@ -245,7 +257,8 @@ impl SpeakerEncoder {
         self.featurizer.manifest()
     }
 
-    pub fn featurizer(&self) -> &Featurizer {
+    /// The front-end, shareable with threads that prepare batches while the model runs.
+    pub fn featurizer(&self) -> &Arc<Featurizer> {
         &self.featurizer
     }
 
@@ -262,7 +275,8 @@ impl SpeakerEncoder {
         let dim = self.manifest().embedding_size;
         let mut sums = vec![vec![0.0f64; dim]; requests.len()];
         let mut counts = vec![0usize; requests.len()];
-        let mut scratch = self.featurizer.scratch();
+        let featurizer = Arc::clone(&self.featurizer);
+        let mut scratch = featurizer.scratch();
         let mut batch = Partials::default();
         for (owner, request) in requests.iter().enumerate() {
             for segment in &request.segments {

@@ -1,0 +1,49 @@
+//! `dispatcher eval` on the development set meets the bar at the model's default threshold and margin.
+
+use std::process::Command;
+
+use it::{binary, root};
+
+#[test]
+fn dev_set_with_oracle_turns_meets_the_bar() {
+    let data = root().join("../shared/data/speakerid-dev");
+    if !data.is_dir() {
+        eprintln!(
+            "SKIPPED: {} is not present (it is not shipped with the project)",
+            data.display()
+        );
+        return;
+    }
+    let out = Command::new(binary("dispatcher"))
+        .args(["eval", "--oracle-turns", "--json", "--data"])
+        .arg(&data)
+        .current_dir(root())
+        .env_remove("VOICE_DIARIZATION_THRESHOLD")
+        .env_remove("VOICE_MARGIN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "accuracy",
+        "false_accept_rate",
+        "eer",
+        "eer_threshold",
+        "clips",
+    ] {
+        assert!(report.get(key).is_some(), "missing key {key}");
+    }
+    assert_eq!(report["clips"], 68);
+    assert!(
+        report["accuracy"].as_f64().unwrap() >= 0.98,
+        "{}",
+        report["accuracy"]
+    );
+    assert_eq!(report["false_accepts"], 0);
+    assert_eq!(report["wrong_names"], 0);
+    assert!(report["eer"].as_f64().unwrap() < 0.02);
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, against the real model and ONNX Runtime (and, in later
+//! modules, the real RabbitMQ and Postgres).
+
+mod audio_errors;
+mod audio_formats;
+mod eval;
+mod parity;
+mod runtime_errors;

@@ -1,0 +1,46 @@
+//! The Rust pipeline embeds like the Python reference (librosa + onnxruntime, same ONNX file):
+//! fixtures written by models/reference/make_fixtures.py.
+
+use it::{cosine, encoder, root};
+use shared::audio::decode_file;
+use shared::model::EmbedRequest;
+
+#[test]
+fn embeddings_match_the_python_reference() {
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/parity/ge2e_reference.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entries = doc["entries"].as_array().unwrap();
+    assert!(entries.len() >= 3);
+    let mut encoder = encoder();
+    for entry in entries {
+        let file = root().join(entry["file"].as_str().unwrap());
+        let reference: Vec<f32> = entry["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let audio = decode_file(&file, 16000).unwrap();
+        assert_eq!(
+            audio.samples.len() as u64,
+            entry["samples"].as_u64().unwrap(),
+            "{}",
+            file.display()
+        );
+        let got = encoder
+            .embed(&[EmbedRequest {
+                segments: vec![&audio.samples],
+            }])
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        let c = cosine(&got, &reference);
+        eprintln!("{}: cosine {c:.7}", file.display());
+        assert!(
+            c >= 0.9999,
+            "{}: cosine {c} with the Python reference",
+            file.display()
+        );
+    }
+}
