@@ -4,5 +4,6 @@
 mod audio_errors;
 mod audio_formats;
 mod eval;
+mod frontend;
 mod parity;
 mod runtime_errors;

@@ -76,11 +76,12 @@ pub fn decode_file(path: &Path, target_rate: u32) -> Result<Audio, AudioError> {
         kind,
     };
     let file = File::open(path).map_err(|e| fail(AudioErrorKind::Open(e)))?;
-    let len = file
-        .metadata()
-        .map_err(|e| fail(AudioErrorKind::Open(e)))?
-        .len();
-    if len == 0 {
+    let meta = file.metadata().map_err(|e| fail(AudioErrorKind::Open(e)))?;
+    if meta.is_dir() {
+        let folder = io::Error::other("it is a folder, not a file");
+        return Err(fail(AudioErrorKind::Open(folder)));
+    }
+    if meta.len() == 0 {
         return Err(fail(AudioErrorKind::Empty));
     }
     let mut hint = Hint::new();

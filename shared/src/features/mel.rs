@@ -75,11 +75,21 @@ impl MelFrontend {
         }
     }
 
-    /// Appends the features of `samples` to `out`, `n_mels` values per frame.
+    /// Appends the features of `samples`, followed by zeros up to `padded_len` samples, to `out`,
+    /// `n_mels` values per frame.
+    ///
+    /// The padding stays zero after pre-emphasis (NeMo masks it the same way), so padding a
+    /// segment never changes its real frames' neighbours.
     ///
     /// Per-feature normalisation is not applied here: it depends on which frames form one model
     /// input, so [`normalize_per_feature`] runs on each input instead.
-    pub fn compute(&self, samples: &[f32], scratch: &mut MelScratch, out: &mut Vec<f32>) {
+    pub fn compute(
+        &self,
+        samples: &[f32],
+        padded_len: usize,
+        scratch: &mut MelScratch,
+        out: &mut Vec<f32>,
+    ) {
         let cfg = &self.cfg;
         let n_fft = cfg.n_fft;
         let pad = if cfg.center { n_fft / 2 } else { 0 };
@@ -94,7 +104,7 @@ impl MelFrontend {
         } else {
             samples
         };
-        let n_frames = self.n_frames(samples.len());
+        let n_frames = self.n_frames(padded_len.max(samples.len()));
         out.reserve(n_frames * cfg.n_mels);
         for t in 0..n_frames {
             // Frame t covers padded[t·hop .. t·hop + n_fft], i.e. signal[t·hop - pad ..].
@@ -290,7 +300,7 @@ mod tests {
         assert_eq!(fe.n_frames(16000), 101);
         assert_eq!(fe.n_frames(159), 1);
         let mut out = Vec::new();
-        fe.compute(&vec![0.0; 16000], &mut fe.scratch(), &mut out);
+        fe.compute(&[], 16000, &mut fe.scratch(), &mut out);
         assert_eq!(out.len(), 101 * 40);
     }
 
@@ -301,7 +311,7 @@ mod tests {
             .map(|i| (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 16000.0).sin())
             .collect();
         let mut out = Vec::new();
-        fe.compute(&tone, &mut fe.scratch(), &mut out);
+        fe.compute(&tone, tone.len(), &mut fe.scratch(), &mut out);
         let frame = &out[50 * 40..51 * 40];
         let peak = frame
             .iter()

@@ -145,14 +145,13 @@ impl Featurizer {
         let last = starts.last().copied().unwrap_or(0);
         // Zero-pad so the last partial is whole, as the reference recipe does.
         let needed = ((last + c.partial_frames) * hop).max(segment.len());
-        let mut wav = Vec::with_capacity(needed);
+        let mut wav = Vec::with_capacity(segment.len());
         wav.extend_from_slice(segment);
         if let Some(target) = self.manifest.frontend.volume_norm_dbfs {
             normalize_volume(&mut wav, target);
         }
-        wav.resize(needed, 0.0);
         let mut mel = Vec::new();
-        self.frontend.compute(&wav, scratch, &mut mel);
+        self.frontend.compute(&wav, needed, scratch, &mut mel);
         let real_frames = self.frontend.n_frames(segment.len());
         let frame_count = mel.len() / n_mels;
         let direct = self.manifest.input.layout == InputLayout::FramesMels
@@ -173,6 +172,8 @@ impl Featurizer {
                 partial.resize(self.partial_len(), 0.0);
                 if self.frontend.normalize() == Normalize::PerFeature {
                     normalize_per_feature(&mut partial, n_mels, valid);
+                    // NeMo pads after normalising, with zeros the model masks by length.
+                    partial[valid * n_mels..].fill(0.0);
                 }
                 match self.manifest.input.layout {
                     InputLayout::FramesMels => out.features.extend_from_slice(&partial),

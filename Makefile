@@ -1,0 +1,55 @@
+# The README names these targets. Everything installs itself: a fresh clone needs Rust, Python 3
+# with pip, and access to crates.io and PyPI.
+
+DATA ?= ../shared/data/speakerid-dev
+VENV := .cache/venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup build test lint eval bench venv model model-check fixtures clean-cache
+
+## ONNX Runtime 1.31.1 from its PyPI wheel into .cache/onnxruntime (once)
+setup:
+	@scripts/setup-onnxruntime.sh
+
+build: setup
+	cargo build --release --workspace --bins
+
+## The whole test suite (unit and integration, against the real model and runtime)
+test: setup
+	cargo build --workspace --bins
+	cargo test --workspace
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+## Accuracy on a labelled set (DATA=dir), identification alone
+eval: setup
+	cargo run --release -q -p dispatcher -- eval --data $(DATA) --oracle-turns
+
+## Throughput, stage by stage, beside the Python reference (2 threads)
+bench: setup venv
+	cargo bench -p shared --bench throughput
+
+## Python tools for the model scripts and the reference pipeline
+venv: $(VENV)/.ready
+$(VENV)/.ready: models/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r models/requirements.txt
+	touch $@
+
+## Rebuild models/ge2e/ge2e.onnx from the Resemblyzer 0.1.4 wheel, then check it
+model: venv
+	$(PY) models/ge2e/convert_resemblyzer.py
+	$(MAKE) model-check
+
+model-check: venv setup
+	$(PY) models/ge2e/check_onnx.py --data $(DATA)
+
+## Regenerate the test fixtures from the Python references
+fixtures: venv
+	cd models/reference && ../../$(PY) make_fixtures.py
+	$(PY) models/titanet/make_frontend_fixture.py
+
+clean-cache:
+	rm -rf .cache
