@@ -23,9 +23,10 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-## Accuracy on a labelled set (DATA=dir), identification alone
+## Accuracy on a labelled set (DATA=dir): labelled turns, then the local diarizer's
 eval: setup
 	cargo run --release -q -p dispatcher -- eval --data $(DATA) --oracle-turns
+	cargo run --release -q -p dispatcher -- eval --data $(DATA)
 
 ## Throughput, stage by stage, beside the Python reference (2 threads)
 bench: setup venv

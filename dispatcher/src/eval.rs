@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use shared::config::Settings;
-use shared::eval::{Dataset, EvalOptions, OracleTurns, Report, evaluate};
+use shared::diarize::LocalDiarizer;
+use shared::eval::{Dataset, EvalOptions, LocalTurns, OracleTurns, Report, TurnSource, evaluate};
 use shared::model::{EncoderOptions, load_encoder};
 
 use crate::Failure;
@@ -18,12 +19,6 @@ pub fn run(config: Option<&Path>, args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     let dataset = Dataset::load(&args.data).map_err(|e| Failure::Usage(e.to_string()))?;
-    if !args.oracle_turns {
-        return Err(Failure::Usage(
-            "eval needs speaker turns: pass --oracle-turns to use the labelled segments".into(),
-        )
-        .into());
-    }
     let options = EncoderOptions {
         threads: settings.onnx_threads(),
         ..EncoderOptions::default()
@@ -39,7 +34,12 @@ pub fn run(config: Option<&Path>, args: &EvalArgs) -> anyhow::Result<()> {
         min_utterance_ms: settings.voice_min_utterance_ms,
         clips_per_round: 16,
     };
-    let report = evaluate(&dataset, &mut encoder, &mut OracleTurns, eval_options)?;
+    let mut source: Box<dyn TurnSource> = if args.oracle_turns {
+        Box::new(OracleTurns)
+    } else {
+        Box::new(LocalTurns(LocalDiarizer::default()))
+    };
+    let report = evaluate(&dataset, &mut encoder, source.as_mut(), eval_options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -73,6 +73,12 @@ fn print_report(r: &Report) {
             r.nontarget_trials
         ),
         _ => println!("  EER                     n/a (needs target and non-target trials)"),
+    }
+    if let Some(der) = r.der {
+        println!(
+            "  DER                     {} (collar 0.25 s, overlap scored)",
+            pct(der)
+        );
     }
     println!();
     println!(

@@ -6,12 +6,14 @@
 //! - [`audio`]: decode any supported file to 16 kHz mono, streaming; level normalisation.
 //! - [`features`]: the model's front-end (mel spectrogram), built from its manifest.
 //! - [`model`]: the model manifest, loading ONNX Runtime, the speaker encoder (batched runs).
+//! - [`diarize`]: the local diarizer (speech detection, window embeddings, clustering).
 //! - [`turns`]: speaker turns, and the minimum-length filter.
 //! - [`matching`]: voice profiles (enrollment) and the decision rules.
 //! - [`eval`]: labelled evaluation sets, accuracy and equal error rate.
 
 pub mod audio;
 pub mod config;
+pub mod diarize;
 pub mod eval;
 pub mod features;
 pub mod matching;

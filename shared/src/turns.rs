@@ -14,7 +14,17 @@ impl Turn {
     pub fn duration_s(&self) -> f64 {
         (self.end_s - self.start_s).max(0.0)
     }
+
+    /// The turn without `trim_s` at each end, where a diarizer's boundary is least sure and a
+    /// neighbour's voice may bleed in; never shorter than `CORE_MIN_S` (or the whole turn).
+    pub fn core(&self, trim_s: f64) -> (f64, f64) {
+        let trim = trim_s.min(((self.duration_s() - CORE_MIN_S) / 2.0).max(0.0));
+        (self.start_s + trim, self.end_s - trim)
+    }
 }
+
+/// A turn's core is never shorter than this (or the whole turn, if shorter).
+pub const CORE_MIN_S: f64 = 0.8;
 
 /// Turns of at least `min_ms`, grouped by speaker label in order of first appearance.
 ///

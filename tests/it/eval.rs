@@ -1,22 +1,23 @@
-//! `dispatcher eval` on the development set meets the bar at the model's default threshold and margin.
+//! `dispatcher eval` on the development set meets the bar at the model's default threshold and
+//! margin, with labelled turns and with the local diarizer's.
 
 use std::process::Command;
 
 use it::{binary, root};
 
-#[test]
-fn dev_set_with_oracle_turns_meets_the_bar() {
+fn eval(extra: &[&str]) -> Option<serde_json::Value> {
     let data = root().join("../shared/data/speakerid-dev");
     if !data.is_dir() {
         eprintln!(
             "SKIPPED: {} is not present (it is not shipped with the project)",
             data.display()
         );
-        return;
+        return None;
     }
     let out = Command::new(binary("dispatcher"))
-        .args(["eval", "--oracle-turns", "--json", "--data"])
+        .args(["eval", "--json", "--data"])
         .arg(&data)
+        .args(extra)
         .current_dir(root())
         .env_remove("VOICE_DIARIZATION_THRESHOLD")
         .env_remove("VOICE_MARGIN")
@@ -38,6 +39,14 @@ fn dev_set_with_oracle_turns_meets_the_bar() {
         assert!(report.get(key).is_some(), "missing key {key}");
     }
     assert_eq!(report["clips"], 68);
+    Some(report)
+}
+
+#[test]
+fn dev_set_with_oracle_turns_meets_the_bar() {
+    let Some(report) = eval(&["--oracle-turns"]) else {
+        return;
+    };
     assert!(
         report["accuracy"].as_f64().unwrap() >= 0.98,
         "{}",
@@ -46,4 +55,20 @@ fn dev_set_with_oracle_turns_meets_the_bar() {
     assert_eq!(report["false_accepts"], 0);
     assert_eq!(report["wrong_names"], 0);
     assert!(report["eer"].as_f64().unwrap() < 0.02);
+    assert!(report.get("der").is_none(), "no DER for labelled turns");
+}
+
+#[test]
+fn dev_set_with_the_local_diarizer_meets_the_bar() {
+    let Some(report) = eval(&[]) else { return };
+    assert_eq!(report["turns"], "local");
+    assert!(
+        report["accuracy"].as_f64().unwrap() >= 0.98,
+        "{}",
+        report["accuracy"]
+    );
+    assert_eq!(report["false_accepts"], 0);
+    assert_eq!(report["wrong_names"], 0);
+    let der = report["der"].as_f64().unwrap();
+    assert!(der <= 0.10, "DER {der}");
 }

@@ -3,6 +3,7 @@
 
 mod audio_errors;
 mod audio_formats;
+mod diarize;
 mod eval;
 mod frontend;
 mod parity;

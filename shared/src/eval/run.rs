@@ -3,16 +3,28 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Dataset, Eer, LabelledClip, equal_error_rate};
+use super::{DerParts, der};
 use crate::audio::{Audio, decode_file};
+use crate::diarize::LocalDiarizer;
 use crate::matching::{ClipStatus, DecisionRules, SpeakerInput, cosine, decide, enroll};
 use crate::model::{EmbedRequest, ModelError, SpeakerEncoder};
 use crate::turns::{Turn, speakers_with_speech};
+
+/// Collar around reference boundaries not scored by the DER (the usual 0.25 s).
+const DER_COLLAR_S: f64 = 0.25;
 
 /// Where a clip's speaker turns come from during an evaluation.
 pub trait TurnSource {
     /// Short name for the report (`oracle`, `local`, …).
     fn name(&self) -> &'static str;
-    fn turns(&mut self, clip: &LabelledClip, audio: &Audio) -> Result<Vec<Turn>, String>;
+    fn turns(
+        &mut self,
+        clip: &LabelledClip,
+        audio: &Audio,
+        encoder: &mut SpeakerEncoder,
+    ) -> Result<Vec<Turn>, String>;
+    /// Seconds to leave out at each end of its turns when identifying speakers (see `Turn::core`).
+    fn edge_trim_s(&self) -> f64;
 }
 
 /// The labelled segments themselves: measures identification alone, without diarization errors.
@@ -23,8 +35,40 @@ impl TurnSource for OracleTurns {
         "oracle"
     }
 
-    fn turns(&mut self, clip: &LabelledClip, _audio: &Audio) -> Result<Vec<Turn>, String> {
+    fn turns(
+        &mut self,
+        clip: &LabelledClip,
+        _audio: &Audio,
+        _encoder: &mut SpeakerEncoder,
+    ) -> Result<Vec<Turn>, String> {
         Ok(clip.turns.clone())
+    }
+
+    /// Labelled boundaries are exact.
+    fn edge_trim_s(&self) -> f64 {
+        0.0
+    }
+}
+
+/// The local diarizer's turns: identification and diarization measured together.
+pub struct LocalTurns(pub LocalDiarizer);
+
+impl TurnSource for LocalTurns {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn turns(
+        &mut self,
+        _clip: &LabelledClip,
+        audio: &Audio,
+        encoder: &mut SpeakerEncoder,
+    ) -> Result<Vec<Turn>, String> {
+        self.0.diarize(audio, encoder).map_err(|e| e.to_string())
+    }
+
+    fn edge_trim_s(&self) -> f64 {
+        crate::diarize::EDGE_TRIM_S
     }
 }
 
@@ -56,6 +100,12 @@ pub struct Report {
     pub wrong_names: usize,
     pub eer: Option<f64>,
     pub eer_threshold: Option<f32>,
+    /// Diarization error rate of the turns used (collar 0.25 s, overlap scored); absent for
+    /// oracle turns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub der: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub der_parts: Option<DerParts>,
     pub target_trials: usize,
     pub nontarget_trials: usize,
     pub per_condition: BTreeMap<String, ConditionStats>,
@@ -111,6 +161,7 @@ pub fn evaluate(
     let mut outcomes = Vec::new();
     let (mut targets, mut nontargets) = (Vec::new(), Vec::new());
     let mut closed_correct = 0usize;
+    let mut der_parts = DerParts::default();
 
     for round in dataset.clips.chunks(options.clips_per_round.max(1)) {
         // Decode and find the speakers of every clip of the round, then embed them in one call.
@@ -123,21 +174,26 @@ pub fn evaluate(
                     continue;
                 }
             };
-            match turn_source.turns(clip, &audio) {
+            match turn_source.turns(clip, &audio, encoder) {
                 Ok(turns) => {
+                    der_parts.add(der(&clip.turns, &turns, DER_COLLAR_S));
                     let speakers = speakers_with_speech(&turns, options.min_utterance_ms);
                     prepared.push((clip, audio, speakers));
                 }
                 Err(e) => outcomes.push(failed(clip, e)),
             }
         }
+        let trim = turn_source.edge_trim_s();
         let requests: Vec<EmbedRequest<'_>> = prepared
             .iter()
             .flat_map(|(_, audio, speakers)| {
                 speakers.iter().map(move |(_, turns)| EmbedRequest {
                     segments: turns
                         .iter()
-                        .map(|t| audio.span(t.start_s, t.end_s))
+                        .map(|t| {
+                            let (start, end) = t.core(trim);
+                            audio.span(start, end)
+                        })
                         .collect(),
                 })
             })
@@ -238,6 +294,8 @@ pub fn evaluate(
             .count(),
         eer: eer.map(|e| e.eer),
         eer_threshold: eer.map(|e| e.threshold),
+        der: (turn_source.name() != "oracle").then(|| der_parts.der()),
+        der_parts: (turn_source.name() != "oracle").then_some(der_parts),
         target_trials: targets.len(),
         nontarget_trials: nontargets.len(),
         per_condition,

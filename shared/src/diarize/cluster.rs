@@ -1,0 +1,162 @@
+//! Agglomerative clustering of window embeddings: the number of speakers comes from the audio.
+
+use crate::matching::cosine;
+
+/// Average-linkage clustering on cosine similarity.
+///
+/// Merges the two most similar clusters until none are at least `threshold` alike, then keeps
+/// merging until at most `max_clusters` remain. Returns a cluster index per item, numbered by
+/// first appearance.
+pub fn cluster(embeddings: &[Vec<f32>], threshold: f32, max_clusters: usize) -> Vec<usize> {
+    let n = embeddings.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    // Pairwise similarity between clusters, kept as sums so average linkage updates in O(n).
+    let mut sum = vec![vec![0.0f64; n]; n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let s = f64::from(cosine(&embeddings[i], &embeddings[j]));
+            sum[i][j] = s;
+            sum[j][i] = s;
+        }
+    }
+    let mut size = vec![1usize; n];
+    let mut alive: Vec<usize> = (0..n).collect();
+    let mut owner: Vec<usize> = (0..n).collect();
+    while alive.len() > 1 {
+        let mut best = (f64::MIN, 0, 0);
+        for (x, &a) in alive.iter().enumerate() {
+            for &b in &alive[x + 1..] {
+                let avg = sum[a][b] / (size[a] * size[b]) as f64;
+                if avg > best.0 {
+                    best = (avg, a, b);
+                }
+            }
+        }
+        let (similarity, a, b) = best;
+        if similarity < f64::from(threshold) && alive.len() <= max_clusters.max(1) {
+            break;
+        }
+        // Merge b into a.
+        for &c in &alive {
+            if c != a && c != b {
+                sum[a][c] += sum[b][c];
+                sum[c][a] = sum[a][c];
+            }
+        }
+        size[a] += size[b];
+        alive.retain(|&c| c != b);
+        owner.iter_mut().filter(|o| **o == b).for_each(|o| *o = a);
+    }
+    let mut order: Vec<usize> = Vec::new();
+    owner
+        .iter()
+        .map(|o| match order.iter().position(|x| x == o) {
+            Some(i) => i,
+            None => {
+                order.push(*o);
+                order.len() - 1
+            }
+        })
+        .collect()
+}
+
+/// Clusters into the number of speakers that fits best: the tree is cut at 2..=`max_clusters`
+/// and the cut with the highest silhouette wins; one speaker when even the best two-way split
+/// leaves centroids at least `one_speaker` alike.
+pub fn cluster_auto(embeddings: &[Vec<f32>], max_clusters: usize, one_speaker: f32) -> Vec<usize> {
+    let n = embeddings.len();
+    if n < 2 || max_clusters < 2 {
+        return vec![0; n];
+    }
+    // threshold above any cosine: merging stops only at k clusters.
+    let mut best: Option<(f32, Vec<usize>)> = None;
+    for k in 2..=max_clusters.min(n) {
+        let labels = cluster(embeddings, 2.0, k);
+        if k == 2 && centroid_similarity(embeddings, &labels, 0, 1) >= one_speaker {
+            return vec![0; n];
+        }
+        let s = silhouette(embeddings, &labels);
+        if best.as_ref().is_none_or(|(b, _)| s > *b) {
+            best = Some((s, labels));
+        }
+    }
+    best.map_or_else(|| vec![0; n], |(_, labels)| labels)
+}
+
+fn centroid(embeddings: &[Vec<f32>], labels: &[usize], label: usize) -> Vec<f32> {
+    let mut c = vec![0.0f32; embeddings[0].len()];
+    for (e, _) in embeddings.iter().zip(labels).filter(|(_, l)| **l == label) {
+        c.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+    }
+    c
+}
+
+fn centroid_similarity(embeddings: &[Vec<f32>], labels: &[usize], a: usize, b: usize) -> f32 {
+    cosine(
+        &centroid(embeddings, labels, a),
+        &centroid(embeddings, labels, b),
+    )
+}
+
+/// Mean silhouette with cosine distance; items alone in their cluster count 0.
+fn silhouette(embeddings: &[Vec<f32>], labels: &[usize]) -> f32 {
+    let n = embeddings.len();
+    let k = labels.iter().max().map_or(0, |m| m + 1);
+    let mut total = 0.0f32;
+    for i in 0..n {
+        let mut sums = vec![0.0f32; k];
+        let mut counts = vec![0usize; k];
+        for j in (0..n).filter(|&j| j != i) {
+            sums[labels[j]] += 1.0 - cosine(&embeddings[i], &embeddings[j]);
+            counts[labels[j]] += 1;
+        }
+        if counts[labels[i]] == 0 {
+            continue;
+        }
+        let a = sums[labels[i]] / counts[labels[i]] as f32;
+        let b = (0..k)
+            .filter(|&l| l != labels[i] && counts[l] > 0)
+            .map(|l| sums[l] / counts[l] as f32)
+            .fold(f32::INFINITY, f32::min);
+        if b.is_finite() {
+            total += (b - a) / a.max(b).max(1e-6);
+        }
+    }
+    total / n as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn around(axis: usize, wobble: f32) -> Vec<f32> {
+        let mut v = vec![0.05f32; 4];
+        v[axis] = 1.0;
+        v[(axis + 1) % 4] += wobble;
+        v
+    }
+
+    #[test]
+    fn separates_speakers_and_finds_their_number() {
+        let items = vec![
+            around(0, 0.0),
+            around(1, 0.1),
+            around(0, 0.1),
+            around(2, 0.0),
+            around(1, 0.0),
+        ];
+        assert_eq!(cluster(&items, 0.8, 4), vec![0, 1, 0, 2, 1]);
+        let one = vec![around(0, 0.0), around(0, 0.1), around(0, 0.2)];
+        assert_eq!(cluster(&one, 0.8, 4), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn never_more_than_the_maximum() {
+        let items: Vec<Vec<f32>> = (0..4).map(|a| around(a, 0.0)).collect();
+        let labels = cluster(&items, 0.99, 2);
+        assert!(labels.iter().max().unwrap() <= &1, "{labels:?}");
+        assert!(cluster(&[], 0.5, 4).is_empty());
+    }
+}

@@ -1,0 +1,455 @@
+//! The local diarizer: who spoke when, without a transcription service.
+//!
+//! Speech regions (energy VAD) are cut into windows of exactly one model partial; each window is
+//! embedded by the speaker model, the windows are clustered (the speaker count comes from the
+//! audio, 1 to `max_speakers`), and every 10 ms of speech takes the label most of its windows
+//! carry. Planning and finishing are separate so the windows of many clips can share batches.
+
+mod cluster;
+mod vad;
+
+pub use cluster::{cluster, cluster_auto};
+pub use vad::{FRAME_MS, VadConfig, speech_regions};
+
+use crate::audio::Audio;
+use crate::matching::cosine;
+use crate::model::{EmbedRequest, ModelError, SpeakerEncoder};
+use crate::turns::Turn;
+
+/// Seconds of each local turn's edges left out when identifying its speaker: the diarizer's
+/// boundaries are good to about one window step, and overlap sits at turn edges.
+pub const EDGE_TRIM_S: f64 = 0.25;
+
+#[derive(Debug, Clone, Copy)]
+pub struct DiarizerConfig {
+    pub vad: VadConfig,
+    /// Seconds between window starts inside a speech region.
+    pub step_s: f64,
+    /// When even the best two-speaker split leaves centroids this alike, the clip has one speaker.
+    pub one_speaker_similarity: f32,
+    pub max_speakers: usize,
+    /// A cluster with fewer windows is folded into its nearest neighbour (overlap, noise).
+    pub min_cluster_windows: usize,
+    /// Label runs shorter than this join their neighbour.
+    pub min_run_s: f64,
+    /// Windows per clip at most; longer clips get a coarser step (clustering is quadratic).
+    pub max_windows: usize,
+    /// Share of a speech region's windows one label needs to take the whole region.
+    pub region_majority: f64,
+    /// Below this similarity between a window and the next one clear of it, the speaker changes.
+    pub change_similarity: f32,
+}
+
+impl Default for DiarizerConfig {
+    fn default() -> Self {
+        Self {
+            vad: VadConfig::default(),
+            step_s: 0.4,
+            one_speaker_similarity: 0.9,
+            max_speakers: 4,
+            min_cluster_windows: 2,
+            min_run_s: 0.3,
+            max_windows: 1500,
+            region_majority: 0.7,
+            change_similarity: 0.78,
+        }
+    }
+}
+
+/// The windows of one clip, waiting for their embeddings.
+#[derive(Debug, Clone)]
+pub struct WindowPlan {
+    pub rate: u32,
+    pub n_samples: usize,
+    pub regions: Vec<(usize, usize)>,
+    /// Sample ranges, one model partial each.
+    pub windows: Vec<(usize, usize)>,
+}
+
+impl WindowPlan {
+    /// One embedding request per window.
+    pub fn requests<'a>(&self, audio: &'a Audio) -> Vec<EmbedRequest<'a>> {
+        self.windows
+            .iter()
+            .map(|&(s, e)| EmbedRequest {
+                segments: vec![&audio.samples[s..e]],
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LocalDiarizer {
+    pub config: DiarizerConfig,
+}
+
+impl LocalDiarizer {
+    pub fn new(config: DiarizerConfig) -> Self {
+        Self { config }
+    }
+
+    /// Finds speech and lays windows of `window_samples` over it.
+    pub fn plan(&self, audio: &Audio, window_samples: usize) -> WindowPlan {
+        let rate = audio.sample_rate;
+        let regions = speech_regions(&audio.samples, rate, &self.config.vad);
+        let speech: usize = regions.iter().map(|(s, e)| e - s).sum();
+        let mut step = (self.config.step_s * f64::from(rate)) as usize;
+        step = step.max(speech / self.config.max_windows.max(1)).max(1);
+        let mut windows = Vec::new();
+        for &(s, e) in &regions {
+            if e - s <= window_samples {
+                windows.push((s, e));
+                continue;
+            }
+            let mut start = s;
+            while start + window_samples < e {
+                windows.push((start, start + window_samples));
+                start += step;
+            }
+            windows.push((e - window_samples, e));
+        }
+        WindowPlan {
+            rate,
+            n_samples: audio.samples.len(),
+            regions,
+            windows,
+        }
+    }
+
+    /// Turns from the plan and one embedding per window.
+    pub fn finish(&self, plan: &WindowPlan, embeddings: &[Vec<f32>]) -> Vec<Turn> {
+        if plan.windows.is_empty() || embeddings.len() != plan.windows.len() {
+            return Vec::new();
+        }
+        // Cluster whole speech regions first: a region's pooled windows are far more reliable
+        // than one 1.6 s window. Windows then move to the centroid they are nearest.
+        let region_of = self.segments(plan, embeddings);
+        let n_segments = region_of.iter().max().map_or(0, |m| m + 1);
+        let dim = embeddings[0].len();
+        let mut pooled = vec![vec![0.0f32; dim]; n_segments];
+        for (e, &r) in embeddings.iter().zip(&region_of) {
+            pooled[r].iter_mut().zip(e).for_each(|(p, v)| *p += v);
+        }
+        let used: Vec<usize> = (0..n_segments)
+            .filter(|&r| region_of.contains(&r))
+            .collect();
+        let used_pooled: Vec<Vec<f32>> = used.iter().map(|&r| pooled[r].clone()).collect();
+        let region_labels = cluster_auto(
+            &used_pooled,
+            self.config.max_speakers,
+            self.config.one_speaker_similarity,
+        );
+        let mut labels: Vec<usize> = region_of
+            .iter()
+            .map(|r| {
+                used.iter()
+                    .position(|u| u == r)
+                    .map_or(0, |i| region_labels[i])
+            })
+            .collect();
+        fold_small_clusters(&mut labels, embeddings, self.config.min_cluster_windows);
+        for _ in 0..REFINE_ROUNDS {
+            refine_to_centroids(&mut labels, embeddings);
+        }
+        self.unify_regions(plan, &mut labels);
+        let hop = plan.rate as usize * FRAME_MS / 1000;
+        let frames = plan.n_samples.div_ceil(hop);
+        let n_labels = labels.iter().max().map_or(0, |m| m + 1);
+        // votes[frame * n_labels + label]
+        let mut votes = vec![0u16; frames * n_labels];
+        for (&(s, e), &label) in plan.windows.iter().zip(&labels) {
+            for f in s / hop..e.div_ceil(hop).min(frames) {
+                votes[f * n_labels + label] = votes[f * n_labels + label].saturating_add(1);
+            }
+        }
+        let min_run = (self.config.min_run_s * 1000.0 / FRAME_MS as f64) as usize;
+        let mut turns = Vec::new();
+        for &(s, e) in &plan.regions {
+            let (fs, fe) = (s / hop, e.div_ceil(hop).min(frames));
+            let mut frame_labels: Vec<usize> = (fs..fe)
+                .map(|f| {
+                    let v = &votes[f * n_labels..(f + 1) * n_labels];
+                    (0..n_labels).max_by_key(|&l| v[l]).unwrap_or(0)
+                })
+                .collect();
+            absorb_short_runs(&mut frame_labels, min_run);
+            let mut run_start = 0;
+            for i in 1..=frame_labels.len() {
+                if i == frame_labels.len() || frame_labels[i] != frame_labels[run_start] {
+                    let to_s = |f: usize| {
+                        ((fs + f) * hop).min(plan.n_samples) as f64 / f64::from(plan.rate)
+                    };
+                    turns.push(Turn {
+                        start_s: to_s(run_start).max(s as f64 / f64::from(plan.rate)),
+                        end_s: to_s(i).min(e as f64 / f64::from(plan.rate)),
+                        speaker: speaker_name(frame_labels[run_start]),
+                    });
+                    run_start = i;
+                }
+            }
+        }
+        turns
+    }
+
+    /// Plans, embeds the windows and finishes, for one clip.
+    pub fn diarize(
+        &self,
+        audio: &Audio,
+        encoder: &mut SpeakerEncoder,
+    ) -> Result<Vec<Turn>, ModelError> {
+        let m = encoder.manifest();
+        let window = m.chunking.partial_frames * m.frontend.hop_length;
+        let plan = self.plan(audio, window);
+        let embeddings: Vec<Vec<f32>> = encoder
+            .embed(&plan.requests(audio))?
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        Ok(self.finish(&plan, &embeddings))
+    }
+}
+
+/// Centroid re-assignment rounds after clustering (k-means style), undoing chaining mistakes.
+const REFINE_ROUNDS: usize = 1;
+/// How much closer another centroid must be before a window moves to it.
+const REFINE_MARGIN: f32 = 0.0;
+
+impl LocalDiarizer {
+    /// Splits speech regions at speaker changes: a segment index per window.
+    ///
+    /// A change is where a window and the next window that does not overlap it (4 steps on)
+    /// are least alike, below `change_similarity`; changes are at least that far apart.
+    fn segments(&self, plan: &WindowPlan, embeddings: &[Vec<f32>]) -> Vec<usize> {
+        const GAP: usize = 4;
+        let mut segment_of = vec![0usize; plan.windows.len()];
+        let mut next = 0;
+        for &(rs, re) in &plan.regions {
+            let inside: Vec<usize> = (0..plan.windows.len())
+                .filter(|&i| plan.windows[i].0 >= rs && plan.windows[i].1 <= re)
+                .collect();
+            if inside.is_empty() {
+                continue;
+            }
+            let sim: Vec<f32> = (0..inside.len().saturating_sub(GAP))
+                .map(|j| cosine(&embeddings[inside[j]], &embeddings[inside[j + GAP]]))
+                .collect();
+            let mut cuts: Vec<usize> = Vec::new();
+            for j in 0..sim.len() {
+                let lo = j.saturating_sub(GAP);
+                let hi = (j + GAP + 1).min(sim.len());
+                let local_min = sim[lo..hi].iter().all(|&v| v >= sim[j]);
+                if sim[j] < self.config.change_similarity
+                    && local_min
+                    && cuts.last().is_none_or(|&c| j + GAP / 2 >= c + GAP)
+                {
+                    cuts.push(j + GAP / 2);
+                }
+            }
+            let mut cut = cuts.into_iter().peekable();
+            for (k, &w) in inside.iter().enumerate() {
+                if cut.peek() == Some(&k) {
+                    cut.next();
+                    next += 1;
+                }
+                segment_of[w] = next;
+            }
+            next += 1;
+        }
+        segment_of
+    }
+
+    /// A speech region whose windows mostly carry one label takes it whole: speakers usually
+    /// change at a pause, and a stray window inside a turn is noise, not a speaker change.
+    fn unify_regions(&self, plan: &WindowPlan, labels: &mut [usize]) {
+        let n = labels.iter().max().map_or(0, |m| m + 1);
+        for &(s, e) in &plan.regions {
+            let inside: Vec<usize> = (0..plan.windows.len())
+                .filter(|&i| plan.windows[i].0 >= s && plan.windows[i].1 <= e)
+                .collect();
+            let mut counts = vec![0usize; n];
+            inside.iter().for_each(|&i| counts[labels[i]] += 1);
+            if let Some((top, &count)) = counts.iter().enumerate().max_by_key(|(_, c)| **c)
+                && count as f64 >= self.config.region_majority * inside.len() as f64
+            {
+                inside.iter().for_each(|&i| labels[i] = top);
+            }
+        }
+    }
+}
+
+/// Re-assigns every window to the most similar cluster centroid.
+fn refine_to_centroids(labels: &mut [usize], embeddings: &[Vec<f32>]) {
+    let n = labels.iter().max().map_or(0, |m| m + 1);
+    if n < 2 {
+        return;
+    }
+    let dim = embeddings[0].len();
+    let mut centroids = vec![vec![0.0f32; dim]; n];
+    for (e, &l) in embeddings.iter().zip(labels.iter()) {
+        centroids[l].iter_mut().zip(e).for_each(|(c, v)| *c += v);
+    }
+    let before = labels.to_vec();
+    for (label, e) in labels.iter_mut().zip(embeddings) {
+        let own = cosine(e, &centroids[*label]);
+        if let Some((best, score)) = (0..n)
+            .map(|l| (l, cosine(e, &centroids[l])))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            && score >= own + REFINE_MARGIN
+        {
+            *label = best;
+        }
+    }
+    // A large cluster's centroid is near everything; it may not swallow a smaller one whole.
+    if (0..n).any(|l| !labels.contains(&l)) {
+        labels.copy_from_slice(&before);
+    }
+    renumber(labels);
+}
+
+/// Renumbers labels 0.. by first appearance.
+fn renumber(labels: &mut [usize]) {
+    let mut order: Vec<usize> = Vec::new();
+    for label in labels.iter_mut() {
+        let i = order.iter().position(|x| x == label).unwrap_or_else(|| {
+            order.push(*label);
+            order.len() - 1
+        });
+        *label = i;
+    }
+}
+
+/// Speaker labels as AssemblyAI names them: A, B, C, …
+pub fn speaker_name(index: usize) -> String {
+    let letter = (b'A' + (index % 26) as u8) as char;
+    if index < 26 {
+        letter.to_string()
+    } else {
+        format!("{letter}{}", index / 26)
+    }
+}
+
+/// Clusters of fewer than `min` windows join the cluster whose centroid is nearest.
+fn fold_small_clusters(labels: &mut [usize], embeddings: &[Vec<f32>], min: usize) {
+    let n = labels.iter().max().map_or(0, |m| m + 1);
+    let counts: Vec<usize> = (0..n)
+        .map(|l| labels.iter().filter(|&&x| x == l).count())
+        .collect();
+    let big: Vec<usize> = (0..n).filter(|&l| counts[l] >= min).collect();
+    if big.is_empty() || big.len() == n {
+        return;
+    }
+    let dim = embeddings[0].len();
+    let centroid = |l: usize| {
+        let mut c = vec![0.0f32; dim];
+        for (e, _) in embeddings
+            .iter()
+            .zip(labels.iter())
+            .filter(|(_, x)| **x == l)
+        {
+            c.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+        }
+        c
+    };
+    let centroids: Vec<(usize, Vec<f32>)> = big.iter().map(|&l| (l, centroid(l))).collect();
+    for (label, e) in labels.iter_mut().zip(embeddings) {
+        if counts[*label] < min {
+            *label = centroids
+                .iter()
+                .max_by(|a, b| cosine(e, &a.1).total_cmp(&cosine(e, &b.1)))
+                .map_or(*label, |(l, _)| *l);
+        }
+    }
+    renumber(labels);
+}
+
+/// Runs shorter than `min` frames take the label of the run before (or after, at the start).
+fn absorb_short_runs(labels: &mut [usize], min: usize) {
+    let mut changed = true;
+    while changed {
+        changed = false;
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        for i in 1..=labels.len() {
+            if i == labels.len() || labels[i] != labels[start] {
+                runs.push((start, i));
+                start = i;
+            }
+        }
+        if runs.len() < 2 {
+            return;
+        }
+        if let Some(k) = (0..runs.len())
+            .filter(|&k| runs[k].1 - runs[k].0 < min)
+            .min_by_key(|&k| runs[k].1 - runs[k].0)
+        {
+            let (s, e) = runs[k];
+            let with = if k > 0 {
+                labels[runs[k - 1].0]
+            } else {
+                labels[runs[k + 1].0]
+            };
+            labels[s..e].iter_mut().for_each(|l| *l = with);
+            changed = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_runs_are_absorbed() {
+        let mut l = vec![0, 0, 0, 0, 1, 0, 0, 2, 2, 2, 2, 2];
+        absorb_short_runs(&mut l, 2);
+        assert_eq!(l, vec![0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2]);
+        let mut start = vec![1, 0, 0, 0];
+        absorb_short_runs(&mut start, 2);
+        assert_eq!(start, vec![0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn windows_cover_speech_and_finish_maps_clusters_to_turns() {
+        let rate = 16000;
+        let mut samples = vec![0.0f32; 4 * rate];
+        // Speech from 0.5 s to 3.5 s.
+        for (i, s) in samples.iter_mut().enumerate().take(56000).skip(8000) {
+            *s = 0.3 * (i as f32 * 0.05).sin();
+        }
+        let audio = Audio {
+            samples,
+            sample_rate: rate as u32,
+            source_rate: rate as u32,
+            source_channels: 1,
+        };
+        let d = LocalDiarizer::default();
+        let plan = d.plan(&audio, 25600);
+        assert_eq!(plan.regions.len(), 1);
+        assert!(plan.windows.len() >= 4);
+        assert!(
+            plan.windows
+                .iter()
+                .all(|&(s, e)| e - s == 25600 && s >= plan.regions[0].0 && e <= plan.regions[0].1)
+        );
+        // First half of the windows one voice, second half another.
+        let half = plan.windows.len() / 2;
+        let emb: Vec<Vec<f32>> = (0..plan.windows.len())
+            .map(|i| {
+                if i < half {
+                    vec![1.0, 0.0]
+                } else {
+                    vec![0.0, 1.0]
+                }
+            })
+            .collect();
+        let turns = d.finish(&plan, &emb);
+        assert_eq!(
+            turns.iter().map(|t| t.speaker.as_str()).collect::<Vec<_>>(),
+            vec!["A", "B"]
+        );
+        assert!(
+            (turns[0].start_s - 0.45).abs() < 0.1 && (turns[1].end_s - 3.55).abs() < 0.1,
+            "{turns:?}"
+        );
+    }
+}
