@@ -5,7 +5,9 @@ DATA ?= ../shared/data/speakerid-dev
 VENV := .cache/venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup build test lint eval bench venv model model-check fixtures clean-cache
+.PHONY: setup build demo test lint eval bench venv model model-check fixtures clean-cache
+
+DEMO_LOCATION := 8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e
 
 ## ONNX Runtime 1.31.1 from its PyPI wheel into .cache/onnxruntime (once)
 setup:
@@ -13,6 +15,10 @@ setup:
 
 build: setup
 	cargo build --release --workspace --bins
+
+## The demo: the bundled model and the demo location's voices, standalone, into out/
+demo: setup
+	VOICE_LOCAL_ROOT=demo cargo run --release -q -p dispatcher -- run $(DEMO_LOCATION) 2025-10-06 --force
 
 ## The whole test suite (unit and integration, against the real model and runtime)
 test: setup

@@ -18,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Process a location's clips for a date or an inclusive range START..END.
+    Run(RunArgs),
     /// Accuracy on a labelled set (enroll/, clips/, labels.csv); threshold calibration.
     Eval(EvalArgs),
 }
@@ -33,4 +35,21 @@ pub struct EvalArgs {
     /// One JSON document on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The location (a UUID).
+    pub location_id: String,
+    /// YYYY-MM-DD, or START..END (inclusive).
+    pub dates: String,
+    /// List what would be processed (clip, transaction, size) and process nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Process clips that already have a result again, replacing it.
+    #[arg(long)]
+    pub force: bool,
+    /// Output folder (default out/<location_id>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }

@@ -6,7 +6,6 @@ use anyhow::Context;
 use shared::config::Settings;
 use shared::diarize::LocalDiarizer;
 use shared::eval::{Dataset, EvalOptions, LocalTurns, OracleTurns, Report, TurnSource, evaluate};
-use shared::model::{EncoderOptions, load_encoder};
 
 use crate::Failure;
 use crate::cli::EvalArgs;
@@ -19,16 +18,7 @@ pub fn run(config: Option<&Path>, args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     let dataset = Dataset::load(&args.data).map_err(|e| Failure::Usage(e.to_string()))?;
-    let options = EncoderOptions {
-        threads: settings.onnx_threads(),
-        ..EncoderOptions::default()
-    };
-    let mut encoder = load_encoder(
-        &settings.model_path(),
-        settings.ort_dylib_path.as_deref(),
-        options,
-    )
-    .context("loading the speaker model")?;
+    let mut encoder = settings.encoder().context("loading the speaker model")?;
     let eval_options = EvalOptions {
         rules: settings.rules(encoder.manifest()),
         min_utterance_ms: settings.voice_min_utterance_ms,

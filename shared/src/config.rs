@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::matching::DecisionRules;
-use crate::model::Manifest;
+use crate::model::{EncoderOptions, Manifest, ModelError, SpeakerEncoder, load_encoder};
 
 /// The environment variables read; anything else in the environment is ignored.
 const ENV_KEYS: &[&str] = &[
     "AMQP_URL",
+    "VOICE_SOURCE",
+    "VOICE_LOCAL_ROOT",
     "VOICE_MODEL",
     "ORT_DYLIB_PATH",
     "VOICE_DIARIZATION_THRESHOLD",
@@ -31,6 +33,12 @@ pub struct Settings {
     /// RabbitMQ; unset → standalone mode (everything in one `dispatcher run` process).
     #[serde(default)]
     pub amqp_url: Option<String>,
+    /// Where clips and samples come from: `local` (VOICE_LOCAL_ROOT) or `gdrive`.
+    #[serde(default = "default_source")]
+    pub voice_source: String,
+    /// Root of the local layout (DESIGN §5): `<root>/<location_id>/{voice_samples,clips}`.
+    #[serde(default = "default_local_root")]
+    pub voice_local_root: PathBuf,
     /// Path to the model manifest (TOML beside the ONNX file).
     #[serde(default)]
     pub voice_model: Option<PathBuf>,
@@ -56,6 +64,14 @@ pub struct Settings {
 
 fn default_min_utterance_ms() -> u64 {
     1000
+}
+
+fn default_source() -> String {
+    "local".into()
+}
+
+fn default_local_root() -> PathBuf {
+    PathBuf::from("data")
 }
 
 fn default_parallel_workers() -> usize {
@@ -120,6 +136,9 @@ impl Settings {
         if self.voice_parallel_workers == 0 {
             return bad("VOICE_PARALLEL_WORKERS must be at least 1");
         }
+        if !["local", "gdrive"].contains(&self.voice_source.as_str()) {
+            return bad("VOICE_SOURCE must be `local` or `gdrive`");
+        }
         if self.voice_onnx_threads == Some(0) {
             return bad("VOICE_ONNX_THREADS must be at least 1");
         }
@@ -156,6 +175,15 @@ impl Settings {
                 .unwrap_or(manifest.decision.threshold),
             margin: self.voice_margin.unwrap_or(manifest.decision.margin),
         }
+    }
+
+    /// The configured model on the configured ONNX Runtime.
+    pub fn encoder(&self) -> Result<SpeakerEncoder, ModelError> {
+        let options = EncoderOptions {
+            threads: self.onnx_threads(),
+            ..EncoderOptions::default()
+        };
+        load_encoder(&self.model_path(), self.ort_dylib_path.as_deref(), options)
     }
 
     pub fn onnx_threads(&self) -> usize {

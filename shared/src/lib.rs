@@ -9,7 +9,9 @@
 //! - [`diarize`]: the local diarizer (speech detection, window embeddings, clustering).
 //! - [`turns`]: speaker turns, and the minimum-length filter.
 //! - [`matching`]: voice profiles (enrollment) and the decision rules.
-//! - [`eval`]: labelled evaluation sets, accuracy and equal error rate.
+//! - [`eval`]: labelled evaluation sets, accuracy, equal error rate and DER.
+//! - [`source`]: where clips and samples come from (the local folder), ids and dates.
+//! - [`pipeline`]: the dispatcher, worker and reducer stages, and standalone mode.
 
 pub mod audio;
 pub mod config;
@@ -18,4 +20,6 @@ pub mod eval;
 pub mod features;
 pub mod matching;
 pub mod model;
+pub mod pipeline;
+pub mod source;
 pub mod turns;

@@ -8,3 +8,4 @@ mod eval;
 mod frontend;
 mod parity;
 mod runtime_errors;
+mod standalone;

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use shared::config::Settings;
-use shared::model::{EncoderOptions, load_encoder};
 
 #[derive(Debug, Parser)]
 #[command(name = "worker", version)]
@@ -34,6 +33,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match run(&cli) {
@@ -53,16 +53,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let options = EncoderOptions {
-        threads: settings.onnx_threads(),
-        ..EncoderOptions::default()
-    };
-    let encoder = load_encoder(
-        &settings.model_path(),
-        settings.ort_dylib_path.as_deref(),
-        options,
-    )
-    .context("loading the speaker model")?;
+    let encoder = settings.encoder().context("loading the speaker model")?;
     tracing::info!(model = %encoder.manifest().id, "speaker model loaded");
     if settings.amqp_url.is_none() {
         eprintln!(

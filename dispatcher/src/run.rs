@@ -1,0 +1,128 @@
+//! `dispatcher run`: a location's clips for a date or range. Without AMQP_URL the dispatcher,
+//! worker and reducer stages run here, over channels (standalone mode).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use shared::config::Settings;
+use shared::model::Manifest;
+use shared::pipeline::{ClipResult, OutputDir, RunOptions, Summary, plan_tasks, run_standalone};
+use shared::source::{DateRange, LocalSource, is_uuid};
+
+use crate::Failure;
+use crate::cli::RunArgs;
+
+pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
+    // Every argument is checked before anything is read or contacted.
+    if !is_uuid(&args.location_id) {
+        return Err(
+            Failure::Usage(format!("LOCATION_ID `{}` is not a UUID", args.location_id)).into(),
+        );
+    }
+    let dates = DateRange::parse(&args.dates).map_err(|e| Failure::Usage(format!("DATE {e}")))?;
+    let settings = Settings::load(config).map_err(|e| Failure::Usage(e.to_string()))?;
+    if settings.amqp_url.is_some() {
+        anyhow::bail!(
+            "distributed mode (AMQP_URL is set) is not part of this build yet; unset AMQP_URL to run standalone"
+        );
+    }
+    if settings.voice_source != "local" {
+        anyhow::bail!(
+            "VOICE_SOURCE={} is not part of this build yet; use VOICE_SOURCE=local",
+            settings.voice_source
+        );
+    }
+    let location = args.location_id.to_ascii_lowercase();
+    let source = LocalSource::new(&settings.voice_local_root);
+    let manifest = Manifest::load(&settings.model_path()).context("reading the model manifest")?;
+    let opts = RunOptions {
+        out_dir: args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("out").join(&location)),
+        location_id: location,
+        dates,
+        force: args.force,
+        parallel: settings.voice_parallel_workers,
+        rules: settings.rules(&manifest),
+        min_utterance_ms: settings.voice_min_utterance_ms,
+        job_id: job_id(),
+    };
+
+    if args.dry_run {
+        let out = OutputDir::open(&opts.out_dir)
+            .with_context(|| format!("reading {}", opts.out_dir.display()))?;
+        let (tasks, skipped) = plan_tasks(&source, &opts, &out)?;
+        println!("{:<56} {:<38} {:>10}", "clip", "transaction", "bytes");
+        for t in &tasks {
+            println!(
+                "{:<56} {:<38} {:>10}",
+                t.clip.name,
+                t.clip.transaction_id.as_deref().unwrap_or("-"),
+                t.clip.size
+            );
+        }
+        println!(
+            "{} clip(s) would be processed, {skipped} already done (--force redoes them); nothing was written",
+            tasks.len()
+        );
+        return Ok(());
+    }
+
+    let encoder = settings.encoder().context("loading the speaker model")?;
+    tracing::info!(job = %opts.job_id, location = %opts.location_id, dates = %opts.dates, "job started");
+    let summary = run_standalone(&source, encoder, &opts, log_result)?;
+    print_summary(&summary, &opts);
+    Ok(())
+}
+
+fn job_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("job-{}-{}", now.as_secs(), std::process::id())
+}
+
+fn log_result(r: &ClipResult) {
+    match &r.error {
+        Some(error) => {
+            tracing::warn!(clip = %r.clip, kind = r.error_kind.as_deref().unwrap_or("-"), %error, "clip failed")
+        }
+        None => tracing::info!(
+            clip = %r.clip,
+            status = ?r.status,
+            worker = r.worker_name.as_deref().unwrap_or("-"),
+            score = r.score.map_or_else(|| "-".to_string(), |s| format!("{s:.3}")),
+            "clip done"
+        ),
+    }
+}
+
+fn print_summary(s: &Summary, opts: &RunOptions) {
+    println!();
+    println!(
+        "job {}  location {}  dates {}",
+        opts.job_id, opts.location_id, opts.dates
+    );
+    println!(
+        "  clips          {:>6}   (skipped, already done: {})",
+        s.clips, s.skipped
+    );
+    println!("  matched        {:>6}", s.matched);
+    println!("  no match       {:>6}", s.no_match);
+    println!("  no speech      {:>6}", s.no_speech);
+    println!("  failed         {:>6}", s.failed);
+    for (worker, n) in &s.per_worker {
+        println!("    {worker:<20} {n:>4}");
+    }
+    println!("  audio          {:>9.3} h", s.audio_s / 3600.0);
+    println!(
+        "  wall time      {:>9.1} s  ({:.0}x real time)",
+        s.wall_s,
+        s.speed()
+    );
+    println!(
+        "  results        {}",
+        opts.out_dir.join("results.jsonl").display()
+    );
+}

@@ -1,0 +1,81 @@
+//! One thread owns the ONNX session; the clips in flight send it their audio and it runs the
+//! embeddings of everything waiting in shared batches.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use crate::model::{EmbedRequest, Embedding, Manifest, SpeakerEncoder};
+
+/// Per request, its segments (one embedding per request).
+type Requests = Vec<Vec<Vec<f32>>>;
+type Reply = Result<Vec<Option<Embedding>>, String>;
+
+struct Job {
+    requests: Requests,
+    reply: mpsc::Sender<Reply>,
+}
+
+/// A cheap, cloneable way to the batcher; the batcher stops when the last handle is dropped.
+#[derive(Clone)]
+pub struct BatcherHandle {
+    tx: mpsc::Sender<Job>,
+    manifest: Manifest,
+}
+
+impl BatcherHandle {
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Embeds `requests`, waiting for a batch they share with other clips.
+    pub fn embed(&self, requests: Requests) -> Reply {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = mpsc::channel();
+        self.tx
+            .send(Job { requests, reply })
+            .map_err(|_| "the embedding batcher has stopped".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "the embedding batcher stopped before answering".to_string())?
+    }
+}
+
+/// Starts the batcher thread with `encoder`.
+pub fn spawn_batcher(
+    mut encoder: SpeakerEncoder,
+) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let manifest = encoder.manifest().clone();
+    let thread = std::thread::Builder::new()
+        .name("embedding-batcher".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                // Everything that queued while the last batch ran goes into this one.
+                let mut jobs = vec![first];
+                jobs.extend(rx.try_iter());
+                let requests: Vec<EmbedRequest<'_>> = jobs
+                    .iter()
+                    .flat_map(|j| j.requests.iter())
+                    .map(|segments| EmbedRequest {
+                        segments: segments.iter().map(Vec::as_slice).collect(),
+                    })
+                    .collect();
+                let result = encoder.embed(&requests).map_err(|e| e.to_string());
+                drop(requests);
+                match result {
+                    Ok(mut all) => {
+                        for job in jobs.iter().rev() {
+                            let mine = all.split_off(all.len() - job.requests.len());
+                            let _ = job.reply.send(Ok(mine));
+                        }
+                    }
+                    Err(e) => jobs.iter().for_each(|j| {
+                        let _ = j.reply.send(Err(e.clone()));
+                    }),
+                }
+            }
+        })?;
+    Ok((BatcherHandle { tx, manifest }, thread))
+}

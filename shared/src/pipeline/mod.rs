@@ -1,0 +1,71 @@
+//! The stages: dispatcher (list clips → tasks), worker (task → result), reducer (results →
+//! store). The same stage code runs in one process over channels (standalone) or, with a
+//! broker, across processes; only the transport differs.
+
+mod batcher;
+mod output;
+mod standalone;
+mod worker;
+
+pub use batcher::{BatcherHandle, spawn_batcher};
+pub use output::{OutputDir, Summary};
+pub use standalone::{RunOptions, StandaloneError, plan_tasks, run_standalone};
+pub use worker::ClipProcessor;
+
+use serde::{Deserialize, Serialize};
+
+use crate::matching::{ClipStatus, UnknownReason};
+use crate::source::ClipRef;
+use crate::turns::Turn;
+
+/// One clip to process: what the dispatcher publishes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClipTask {
+    pub job_id: String,
+    pub location_id: String,
+    pub clip: ClipRef,
+}
+
+/// What the worker produces for one clip, and the reducer stores (a line of results.jsonl, a row
+/// of voice_clip_results).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClipResult {
+    pub clip_key: String,
+    pub job_id: String,
+    pub location_id: String,
+    pub date: String,
+    pub clip: String,
+    pub transaction_id: Option<String>,
+    pub status: ClipStatus,
+    pub worker_id: Option<String>,
+    pub worker_name: Option<String>,
+    pub score: Option<f32>,
+    pub margin: Option<f32>,
+    pub speakers: Vec<SpeakerResult>,
+    pub turns: Vec<Turn>,
+    pub audio_s: f64,
+    pub model: String,
+    pub timings_ms: Timings,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpeakerResult {
+    pub label: String,
+    pub speech_s: f64,
+    pub worker_id: Option<String>,
+    pub worker_name: Option<String>,
+    pub best_worker_id: Option<String>,
+    pub score: Option<f32>,
+    pub margin: Option<f32>,
+    pub unknown_reason: Option<UnknownReason>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub decode: u64,
+    pub diarize: u64,
+    pub identify: u64,
+    pub total: u64,
+}

@@ -1,0 +1,167 @@
+//! Standalone mode: dispatcher → workers → reducer in one process over channels.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use super::{ClipProcessor, ClipResult, ClipTask, OutputDir, Summary, spawn_batcher};
+use crate::diarize::LocalDiarizer;
+use crate::matching::{DecisionRules, enroll};
+use crate::model::{ModelError, SpeakerEncoder};
+use crate::source::{DateRange, LocalSource, SourceError};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub location_id: String,
+    pub dates: DateRange,
+    pub out_dir: PathBuf,
+    pub force: bool,
+    /// Clips in flight at once (VOICE_PARALLEL_WORKERS).
+    pub parallel: usize,
+    pub rules: DecisionRules,
+    pub min_utterance_ms: u64,
+    pub job_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(
+        "location {0} has no workers (voice_samples/ and workers.csv are empty): nothing to match against"
+    )]
+    NoWorkers(String),
+    #[error("output folder {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The dispatcher stage: the clips of every day of the range, less those already done.
+pub fn plan_tasks(
+    source: &LocalSource,
+    opts: &RunOptions,
+    out: &OutputDir,
+) -> Result<(Vec<ClipTask>, usize), SourceError> {
+    let mut tasks = Vec::new();
+    let mut skipped = 0;
+    for day in opts.dates.days() {
+        for clip in source.list_clips(&opts.location_id, day)? {
+            if !opts.force && out.is_done(&clip.key) {
+                skipped += 1;
+                continue;
+            }
+            tasks.push(ClipTask {
+                job_id: opts.job_id.clone(),
+                location_id: opts.location_id.clone(),
+                clip,
+            });
+        }
+    }
+    Ok((tasks, skipped))
+}
+
+/// Runs the job; `on_result` sees each result as the reducer stores it (progress, logs).
+pub fn run_standalone(
+    source: &LocalSource,
+    mut encoder: SpeakerEncoder,
+    opts: &RunOptions,
+    mut on_result: impl FnMut(&ClipResult),
+) -> Result<Summary, StandaloneError> {
+    let started = Instant::now();
+    let output_err = |source| StandaloneError::Output {
+        path: opts.out_dir.clone(),
+        source,
+    };
+    let mut out = OutputDir::open(&opts.out_dir).map_err(output_err)?;
+    let (tasks, skipped) = plan_tasks(source, opts, &out)?;
+    let mut summary = Summary {
+        skipped,
+        ..Summary::default()
+    };
+    if tasks.is_empty() {
+        summary.wall_s = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+
+    let workers = source.workers(&opts.location_id)?;
+    let enrollment = enroll(&mut encoder, &workers)?;
+    for e in &enrollment.unreadable {
+        tracing::warn!(error = %e, "voice sample skipped");
+    }
+    if enrollment.profiles.is_empty() {
+        return Err(StandaloneError::NoWorkers(opts.location_id.clone()));
+    }
+    for p in enrollment.profiles.iter().filter(|p| p.weak_profile) {
+        tracing::warn!(worker = %p.name, speech_s = p.speech_s, "weak profile: under 3 s of voice samples");
+    }
+
+    let (batcher, batcher_thread) =
+        spawn_batcher(encoder).map_err(|e| StandaloneError::Internal(e.to_string()))?;
+    let processor = Arc::new(ClipProcessor {
+        batcher,
+        diarizer: LocalDiarizer::default(),
+        profiles: Arc::new(enrollment.profiles),
+        rules: opts.rules,
+        min_utterance_ms: opts.min_utterance_ms,
+    });
+    let (task_tx, task_rx) = mpsc::channel::<ClipTask>();
+    let task_rx = Arc::new(Mutex::new(task_rx));
+    let (result_tx, result_rx) = mpsc::channel::<ClipResult>();
+    let mut threads = Vec::new();
+    for i in 0..opts.parallel.max(1).min(tasks.len()) {
+        let (rx, tx, processor) = (
+            Arc::clone(&task_rx),
+            result_tx.clone(),
+            Arc::clone(&processor),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("clip-worker-{i}"))
+            .spawn(move || {
+                loop {
+                    let next = rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|rx| rx.recv().map_err(|_| ()));
+                    let Ok(task) = next else { break };
+                    if tx.send(processor.process(&task)).is_err() {
+                        break;
+                    }
+                }
+            });
+        threads.push(spawned.map_err(|e| StandaloneError::Internal(e.to_string()))?);
+    }
+    drop(result_tx);
+    drop(processor);
+    for task in tasks {
+        // Workers only stop when the channel closes, so this cannot fail while they run.
+        let _ = task_tx.send(task);
+    }
+    drop(task_tx);
+
+    // The reducer stage: store each result as it arrives.
+    let mut store_error = None;
+    for result in result_rx {
+        if store_error.is_none()
+            && let Err(e) = out.upsert(&result)
+        {
+            store_error = Some(e);
+        }
+        summary.add(&result);
+        on_result(&result);
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = batcher_thread.join();
+    if let Some(e) = store_error {
+        return Err(output_err(e));
+    }
+    summary.wall_s = started.elapsed().as_secs_f64();
+    Ok(summary)
+}

@@ -1,0 +1,155 @@
+//! The worker stage: one clip task in, one result out. Never fails as a whole: a bad clip is a
+//! `failed` result carrying its error kind.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{BatcherHandle, ClipResult, ClipTask, SpeakerResult, Timings};
+use crate::audio::decode_file;
+use crate::diarize::{EDGE_TRIM_S, LocalDiarizer};
+use crate::matching::{ClipStatus, DecisionRules, Profile, SpeakerInput, decide};
+use crate::turns::{Turn, speakers_with_speech};
+
+pub struct ClipProcessor {
+    pub batcher: BatcherHandle,
+    pub diarizer: LocalDiarizer,
+    pub profiles: Arc<Vec<Profile>>,
+    pub rules: DecisionRules,
+    pub min_utterance_ms: u64,
+}
+
+impl ClipProcessor {
+    pub fn process(&self, task: &ClipTask) -> ClipResult {
+        let started = Instant::now();
+        let manifest = self.batcher.manifest();
+        let mut result = ClipResult {
+            clip_key: task.clip.key.clone(),
+            job_id: task.job_id.clone(),
+            location_id: task.location_id.clone(),
+            date: task.clip.date.clone(),
+            clip: task.clip.name.clone(),
+            transaction_id: task.clip.transaction_id.clone(),
+            status: ClipStatus::Failed,
+            worker_id: None,
+            worker_name: None,
+            score: None,
+            margin: None,
+            speakers: Vec::new(),
+            turns: Vec::new(),
+            audio_s: 0.0,
+            model: manifest.id.clone(),
+            timings_ms: Timings::default(),
+            error_kind: None,
+            error: None,
+        };
+        let ms = |t: Instant| t.elapsed().as_millis() as u64;
+
+        let t = Instant::now();
+        let audio = match decode_file(Path::new(&task.clip.location), manifest.sample_rate) {
+            Ok(audio) => audio,
+            Err(e) => {
+                result.error_kind = Some(e.kind.code().to_string());
+                result.error = Some(e.kind.to_string());
+                result.timings_ms.total = ms(started);
+                return result;
+            }
+        };
+        result.timings_ms.decode = ms(t);
+        result.audio_s = audio.duration_s();
+
+        let t = Instant::now();
+        let window = manifest.chunking.partial_frames * manifest.frontend.hop_length;
+        let plan = self.diarizer.plan(&audio, window);
+        let windows = plan
+            .windows
+            .iter()
+            .map(|&(s, e)| vec![audio.samples[s..e].to_vec()])
+            .collect();
+        let turns = match self.batcher.embed(windows) {
+            Ok(embeddings) => {
+                let embeddings: Vec<Vec<f32>> = embeddings
+                    .into_iter()
+                    .map(Option::unwrap_or_default)
+                    .collect();
+                self.diarizer.finish(&plan, &embeddings)
+            }
+            Err(e) => return self.fail(result, "model", e, started),
+        };
+        result.timings_ms.diarize = ms(t);
+
+        let t = Instant::now();
+        let speakers = speakers_with_speech(&turns, self.min_utterance_ms);
+        let requests = speakers
+            .iter()
+            .map(|(_, turns)| {
+                turns
+                    .iter()
+                    .map(|turn| {
+                        let (start, end) = turn.core(EDGE_TRIM_S);
+                        audio.span(start, end).to_vec()
+                    })
+                    .collect()
+            })
+            .collect();
+        let embeddings = match self.batcher.embed(requests) {
+            Ok(e) => e,
+            Err(e) => return self.fail(result, "model", e, started),
+        };
+        let inputs: Vec<SpeakerInput> = speakers
+            .iter()
+            .zip(embeddings)
+            .filter_map(|((label, turns), embedding)| {
+                Some(SpeakerInput {
+                    label: label.clone(),
+                    embedding: embedding?,
+                    speech_s: turns.iter().map(Turn::duration_s).sum(),
+                })
+            })
+            .collect();
+        let decision = decide(&inputs, &self.profiles, self.rules);
+        result.timings_ms.identify = ms(t);
+
+        let name_of = |id: &Option<String>| {
+            id.as_ref()
+                .and_then(|id| self.profiles.iter().find(|p| &p.worker_id == id))
+                .map(|p| p.name.clone())
+        };
+        result.status = decision.status;
+        result.worker_name = name_of(&decision.worker_id);
+        result.worker_id = decision.worker_id;
+        result.score = decision.score;
+        result.margin = decision.margin;
+        result.speakers = decision
+            .speakers
+            .into_iter()
+            .map(|d| SpeakerResult {
+                worker_name: name_of(&d.worker_id),
+                label: d.label,
+                speech_s: d.speech_s,
+                worker_id: d.worker_id,
+                best_worker_id: d.best_worker_id,
+                score: d.score,
+                margin: d.margin,
+                unknown_reason: d.unknown_reason,
+            })
+            .collect();
+        result.turns = turns;
+        result.timings_ms.total = ms(started);
+        result
+    }
+
+    fn fail(
+        &self,
+        mut result: ClipResult,
+        kind: &str,
+        error: String,
+        started: Instant,
+    ) -> ClipResult {
+        result.status = ClipStatus::Failed;
+        result.error_kind = Some(kind.to_string());
+        result.error = Some(error);
+        result.timings_ms.total = started.elapsed().as_millis() as u64;
+        result
+    }
+}
