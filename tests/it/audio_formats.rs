@@ -46,3 +46,43 @@ fn formats_decode_to_the_same_voice() {
         assert!(c >= floor, "{name}: cosine {c} with the WAV's embedding");
     }
 }
+
+/// A long 44.1 kHz stereo recording decodes into exactly its 16 kHz mono samples: the output is
+/// sized once from the container's length, never grown by doubling.
+#[test]
+fn a_long_clip_holds_only_its_own_samples() {
+    let dir = it::TempDir::new("long-clip");
+    let path = dir.path().join("long.wav");
+    let (rate, seconds) = (44100u32, 120u32);
+    let frames = rate * seconds;
+    let mut bytes = Vec::with_capacity(44 + frames as usize * 4);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + frames * 4).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    for v in [
+        16u32.to_le_bytes(),
+        [1, 0, 2, 0],
+        rate.to_le_bytes(),
+        (rate * 4).to_le_bytes(),
+        [4, 0, 16, 0],
+    ] {
+        bytes.extend_from_slice(&v);
+    }
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&(frames * 4).to_le_bytes());
+    for i in 0..frames {
+        let s = ((i as f32 * 0.03).sin() * 8000.0) as i16;
+        bytes.extend_from_slice(&s.to_le_bytes());
+        bytes.extend_from_slice(&(s / 2).to_le_bytes());
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    drop(bytes);
+    let audio = decode_file(&path, 16000).unwrap();
+    assert_eq!(audio.samples.len(), 16000 * seconds as usize);
+    assert!(
+        audio.samples.capacity() <= audio.samples.len() + 16,
+        "capacity {} for {} samples",
+        audio.samples.capacity(),
+        audio.samples.len()
+    );
+}

@@ -127,6 +127,12 @@ fn decode_stream(
         .map_err(|e| AudioErrorKind::UnsupportedCodec(e.to_string()))?;
 
     let mut out = Vec::new();
+    // Containers that declare their length let the output be sized once: a long clip then
+    // never holds more than its own samples (growth by doubling would reserve up to twice that).
+    if let (Some(frames), Some(rate)) = (declared_frames, params.sample_rate) {
+        let expected = (frames as f64 * f64::from(target_rate) / f64::from(rate)).ceil() as usize;
+        out.reserve_exact(expected.saturating_add(8));
+    }
     let mut resampler: Option<(StreamingResampler, u32, usize)> = None;
     let mut planes: Vec<Vec<f32>> = Vec::new();
     let mut mono: Vec<f32> = Vec::new();

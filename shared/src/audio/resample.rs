@@ -83,14 +83,20 @@ impl StreamingResampler {
         };
         let mut tail = std::mem::take(&mut state.pending);
         // Feed the remainder, then silence, until the delayed output has caught up with the input.
+        // The flush goes through its own buffer so the caller's, sized for the clip, never grows
+        // for samples past the end of the input.
+        let mut flushed = Vec::new();
         while self.produced < expected {
             let real = tail.len().min(CHUNK);
             tail.resize(CHUNK, 0.0);
-            self.produced += state.run(&tail, real, output)?;
+            self.produced += state.run(&tail, real, &mut flushed)?;
             tail.clear();
         }
-        // The last call overshoots: drop what lies past the end of the input.
-        output.truncate(output.len() - (self.produced - expected));
+        let over = self.produced.saturating_sub(expected);
+        output.extend_from_slice(&flushed[..flushed.len().saturating_sub(over)]);
+        // Past the end already before the flush (rounding): trim the caller's output instead.
+        let still_over = over.saturating_sub(flushed.len());
+        output.truncate(output.len().saturating_sub(still_over));
         Ok(())
     }
 }
