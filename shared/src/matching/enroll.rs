@@ -1,7 +1,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{Profile, SampleEmbedding, build_profile};
-use crate::audio::{AudioError, decode_file};
+use crate::audio::{Audio, AudioError, decode_file};
+use crate::diarize::{VadConfig, speech_regions};
 use crate::model::{EmbedRequest, ModelError, SpeakerEncoder};
 
 /// A worker to enroll, with the paths of its voice samples.
@@ -48,7 +49,7 @@ pub fn enroll(
         if let Some(embedding) = embedding {
             per_worker[*who].push(SampleEmbedding {
                 source: source_name(path),
-                speech_s: audio.duration_s(),
+                speech_s: speech_seconds(audio),
                 embedding,
             });
         }
@@ -66,6 +67,13 @@ pub fn enroll(
         unreadable,
         without_samples,
     })
+}
+
+/// Seconds of speech in a sample (silence and noise between words do not count towards a
+/// profile's strength).
+fn speech_seconds(audio: &Audio) -> f64 {
+    let regions = speech_regions(&audio.samples, audio.sample_rate, &VadConfig::default());
+    regions.iter().map(|(s, e)| (e - s) as f64).sum::<f64>() / f64::from(audio.sample_rate)
 }
 
 fn source_name(path: &Path) -> String {
