@@ -1,9 +1,10 @@
 //! The local diarizer: who spoke when, without a transcription service.
 //!
 //! Speech regions (energy VAD) are cut into windows of exactly one model partial; each window is
-//! embedded by the speaker model, the windows are clustered (the speaker count comes from the
-//! audio, 1 to `max_speakers`), and every 10 ms of speech takes the label most of its windows
-//! carry. Planning and finishing are separate so the windows of many clips can share batches.
+//! embedded by the speaker model. Regions are split where the speaker changes, the segments are
+//! clustered (the speaker count comes from the audio, 1 to `max_speakers`), windows are refined
+//! to the cluster centroids, and every 10 ms of speech takes the label most of its windows carry.
+//! Planning and finishing are separate so the windows of many clips can share batches.
 
 mod cluster;
 mod vad;
@@ -121,30 +122,30 @@ impl LocalDiarizer {
         if plan.windows.is_empty() || embeddings.len() != plan.windows.len() {
             return Vec::new();
         }
-        // Cluster whole speech regions first: a region's pooled windows are far more reliable
-        // than one 1.6 s window. Windows then move to the centroid they are nearest.
-        let region_of = self.segments(plan, embeddings);
-        let n_segments = region_of.iter().max().map_or(0, |m| m + 1);
+        // Cluster speaker-homogeneous segments first: a segment's pooled windows are far more
+        // reliable than one 1.6 s window. Windows then move to the centroid they are nearest.
+        let segment_of = self.segments(plan, embeddings);
+        let n_segments = segment_of.iter().max().map_or(0, |m| m + 1);
         let dim = embeddings[0].len();
         let mut pooled = vec![vec![0.0f32; dim]; n_segments];
-        for (e, &r) in embeddings.iter().zip(&region_of) {
+        for (e, &r) in embeddings.iter().zip(&segment_of) {
             pooled[r].iter_mut().zip(e).for_each(|(p, v)| *p += v);
         }
         let used: Vec<usize> = (0..n_segments)
-            .filter(|&r| region_of.contains(&r))
+            .filter(|&r| segment_of.contains(&r))
             .collect();
         let used_pooled: Vec<Vec<f32>> = used.iter().map(|&r| pooled[r].clone()).collect();
-        let region_labels = cluster_auto(
+        let segment_labels = cluster_auto(
             &used_pooled,
             self.config.max_speakers,
             self.config.one_speaker_similarity,
         );
-        let mut labels: Vec<usize> = region_of
+        let mut labels: Vec<usize> = segment_of
             .iter()
             .map(|r| {
                 used.iter()
                     .position(|u| u == r)
-                    .map_or(0, |i| region_labels[i])
+                    .map_or(0, |i| segment_labels[i])
             })
             .collect();
         fold_small_clusters(&mut labels, embeddings, self.config.min_cluster_windows);
