@@ -32,7 +32,16 @@ fn main() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let data = Dataset::load(Path::new(dir)).unwrap_or_else(|e| panic!("{e}"));
-    let base = LocalDiarizer::default();
+    // VAD_SHARE / VAD_RISE / VAD_BRIDGE override the speech detector for the sweep.
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f32>().ok());
+    let mut vad = DiarizerConfig::default().vad;
+    vad.rise_share = env("VAD_SHARE").unwrap_or(vad.rise_share);
+    vad.min_rise_db = env("VAD_RISE").unwrap_or(vad.min_rise_db);
+    vad.bridge_frames = env("VAD_BRIDGE").map_or(vad.bridge_frames, |v| v as usize);
+    let base = LocalDiarizer::new(DiarizerConfig {
+        vad,
+        ..DiarizerConfig::default()
+    });
     let window =
         encoder.manifest().chunking.partial_frames * encoder.manifest().frontend.hop_length;
     let mut clips = Vec::new();
@@ -57,7 +66,7 @@ fn main() {
         let cs: f32 = std::env::var("CS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0.6);
+            .unwrap_or(DiarizerConfig::default().change_similarity);
         let d = LocalDiarizer::new(DiarizerConfig {
             one_speaker_similarity: t,
             change_similarity: cs,

@@ -19,9 +19,11 @@ pub struct VadConfig {
 
 impl Default for VadConfig {
     fn default() -> Self {
+        // Chosen on the dev clips clean, with noise and band-limited: a higher bar misses the
+        // soft ends of words under noise and fragments turns (DER 21 % instead of 13 % at 15 dB).
         Self {
-            min_rise_db: 6.0,
-            rise_share: 0.35,
+            min_rise_db: 4.0,
+            rise_share: 0.2,
             min_speech_frames: 20,
             bridge_frames: 15,
             pad_frames: 5,
