@@ -28,10 +28,20 @@ impl Audio {
 
     /// The samples between two times in seconds, clamped to the audio.
     pub fn span(&self, start_s: f64, end_s: f64) -> &[f32] {
-        let rate = f64::from(self.sample_rate);
-        let len = self.samples.len();
-        let start = ((start_s.max(0.0) * rate).round() as usize).min(len);
-        let end = ((end_s.max(0.0) * rate).round() as usize).clamp(start, len);
+        let (start, end) = self.span_range(start_s, end_s);
         &self.samples[start..end]
     }
+
+    /// The sample range between two times in seconds, clamped to the audio.
+    pub fn span_range(&self, start_s: f64, end_s: f64) -> (usize, usize) {
+        span_range(self.samples.len(), self.sample_rate, start_s, end_s)
+    }
+}
+
+/// The range of samples between two times in seconds, for `len` samples at `rate`, clamped.
+pub fn span_range(len: usize, rate: u32, start_s: f64, end_s: f64) -> (usize, usize) {
+    let rate = f64::from(rate);
+    let start = ((start_s.max(0.0) * rate).round() as usize).min(len);
+    let end = ((end_s.max(0.0) * rate).round() as usize).clamp(start, len);
+    (start, end)
 }

@@ -1,17 +1,19 @@
 //! One thread owns the ONNX session; the clips in flight send it their audio and it runs the
 //! embeddings of everything waiting in shared batches.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use crate::model::{EmbedRequest, Embedding, Manifest, SpeakerEncoder};
 
-/// Per request, its segments (one embedding per request).
-type Requests = Vec<Vec<Vec<f32>>>;
+/// Per request, its segments as sample ranges of the clip (one embedding per request).
+pub type Spans = Vec<Vec<(usize, usize)>>;
 type Reply = Result<Vec<Option<Embedding>>, String>;
 
+/// The clip's samples are shared, not copied: a long clip is held once.
 struct Job {
-    requests: Requests,
+    samples: Arc<Vec<f32>>,
+    requests: Spans,
     reply: mpsc::Sender<Reply>,
 }
 
@@ -27,14 +29,18 @@ impl BatcherHandle {
         &self.manifest
     }
 
-    /// Embeds `requests`, waiting for a batch they share with other clips.
-    pub fn embed(&self, requests: Requests) -> Reply {
+    /// Embeds `requests` (ranges of `samples`), waiting for a batch they share with other clips.
+    pub fn embed(&self, samples: &Arc<Vec<f32>>, requests: Spans) -> Reply {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, answer) = mpsc::channel();
         self.tx
-            .send(Job { requests, reply })
+            .send(Job {
+                samples: Arc::clone(samples),
+                requests,
+                reply,
+            })
             .map_err(|_| "the embedding batcher has stopped".to_string())?;
         answer
             .recv()
@@ -57,9 +63,16 @@ pub fn spawn_batcher(
                 jobs.extend(rx.try_iter());
                 let requests: Vec<EmbedRequest<'_>> = jobs
                     .iter()
-                    .flat_map(|j| j.requests.iter())
-                    .map(|segments| EmbedRequest {
-                        segments: segments.iter().map(Vec::as_slice).collect(),
+                    .flat_map(|j| j.requests.iter().map(move |spans| (&j.samples, spans)))
+                    .map(|(samples, spans)| EmbedRequest {
+                        // Ranges come from the clip's own plan and turns; clamp all the same.
+                        segments: spans
+                            .iter()
+                            .map(|&(s, e)| {
+                                let start = s.min(samples.len());
+                                &samples[start..e.clamp(start, samples.len())]
+                            })
+                            .collect(),
                     })
                     .collect();
                 let result = encoder.embed(&requests).map_err(|e| e.to_string());

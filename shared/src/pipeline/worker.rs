@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{BatcherHandle, ClipResult, ClipTask, SpeakerResult, Timings};
-use crate::audio::decode_file;
+use crate::audio::{decode_file, span_range};
 use crate::diarize::{EDGE_TRIM_S, LocalDiarizer};
 use crate::matching::{ClipStatus, DecisionRules, Profile, SpeakerInput, decide};
 use crate::turns::{Turn, speakers_with_speech};
@@ -46,7 +46,7 @@ impl ClipProcessor {
         let ms = |t: Instant| t.elapsed().as_millis() as u64;
 
         let t = Instant::now();
-        let audio = match decode_file(Path::new(&task.clip.location), manifest.sample_rate) {
+        let mut audio = match decode_file(Path::new(&task.clip.location), manifest.sample_rate) {
             Ok(audio) => audio,
             Err(e) => {
                 result.error_kind = Some(e.kind.code().to_string());
@@ -61,12 +61,11 @@ impl ClipProcessor {
         let t = Instant::now();
         let window = manifest.chunking.partial_frames * manifest.frontend.hop_length;
         let plan = self.diarizer.plan(&audio, window);
-        let windows = plan
-            .windows
-            .iter()
-            .map(|&(s, e)| vec![audio.samples[s..e].to_vec()])
-            .collect();
-        let turns = match self.batcher.embed(windows) {
+        // From here the batcher reads the samples in place: the clip is held once.
+        let samples = Arc::new(std::mem::take(&mut audio.samples));
+        let rate = audio.sample_rate;
+        let windows = plan.windows.iter().map(|&w| vec![w]).collect();
+        let turns = match self.batcher.embed(&samples, windows) {
             Ok(embeddings) => {
                 let embeddings: Vec<Vec<f32>> = embeddings
                     .into_iter()
@@ -87,12 +86,12 @@ impl ClipProcessor {
                     .iter()
                     .map(|turn| {
                         let (start, end) = turn.core(EDGE_TRIM_S);
-                        audio.span(start, end).to_vec()
+                        span_range(samples.len(), rate, start, end)
                     })
                     .collect()
             })
             .collect();
-        let embeddings = match self.batcher.embed(requests) {
+        let embeddings = match self.batcher.embed(&samples, requests) {
             Ok(e) => e,
             Err(e) => return self.fail(result, "model", e, started),
         };
