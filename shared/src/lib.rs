@@ -12,6 +12,7 @@
 //! - [`eval`]: labelled evaluation sets, accuracy, equal error rate and DER.
 //! - [`source`]: where clips and samples come from (the local folder), ids and dates.
 //! - [`pipeline`]: the dispatcher, worker and reducer stages, and standalone mode.
+//! - [`queue`]: what travels between the stages through a broker: the message codec.
 
 pub mod audio;
 pub mod config;
@@ -21,5 +22,6 @@ pub mod features;
 pub mod matching;
 pub mod model;
 pub mod pipeline;
+pub mod queue;
 pub mod source;
 pub mod turns;
