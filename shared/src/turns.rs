@@ -26,17 +26,42 @@ impl Turn {
 /// A turn's core is never shorter than this (or the whole turn, if shorter).
 pub const CORE_MIN_S: f64 = 0.8;
 
-/// Turns of at least `min_ms`, grouped by speaker label in order of first appearance.
+/// One speaker of a clip, as it is identified: the decision rule in one place for every stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeakerSpeech {
+    pub label: String,
+    /// The speaker's turns that are long enough to identify it.
+    pub turns: Vec<Turn>,
+    /// Their total length: the clip's worker is the matched speaker with the most speech.
+    pub speech_s: f64,
+    /// The parts embedded, `(start_s, end_s)`: each turn's core (see `Turn::core`).
+    pub spans: Vec<(f64, f64)>,
+}
+
+/// Turns of at least `min_ms`, grouped by speaker label in order of first appearance, with the
+/// spans to embed (each turn less `trim_s` at both ends, by the turn source's uncertainty).
 ///
 /// Short turns are mostly back-channel ("yes", "thanks") and overlap: too little voice to embed.
-pub fn speakers_with_speech(turns: &[Turn], min_ms: u64) -> Vec<(String, Vec<Turn>)> {
+pub fn speakers_with_speech(turns: &[Turn], min_ms: u64, trim_s: f64) -> Vec<SpeakerSpeech> {
     let min_s = min_ms as f64 / 1000.0;
-    let mut groups: Vec<(String, Vec<Turn>)> = Vec::new();
+    let mut groups: Vec<SpeakerSpeech> = Vec::new();
     for turn in turns.iter().filter(|t| t.duration_s() >= min_s) {
-        match groups.iter_mut().find(|(label, _)| *label == turn.speaker) {
-            Some((_, list)) => list.push(turn.clone()),
-            None => groups.push((turn.speaker.clone(), vec![turn.clone()])),
-        }
+        let i = match groups.iter().position(|g| g.label == turn.speaker) {
+            Some(i) => i,
+            None => {
+                groups.push(SpeakerSpeech {
+                    label: turn.speaker.clone(),
+                    turns: Vec::new(),
+                    speech_s: 0.0,
+                    spans: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        let speaker = &mut groups[i];
+        speaker.speech_s += turn.duration_s();
+        speaker.spans.push(turn.core(trim_s));
+        speaker.turns.push(turn.clone());
     }
     groups
 }
@@ -78,11 +103,17 @@ mod tests {
     fn segments_parse_and_short_turns_drop() {
         let turns = parse_segments("0.5-3.0:a;3.2-3.9:b;4.0-6.0:b;6.1-8:a").unwrap();
         assert_eq!(turns.len(), 4);
-        let groups = speakers_with_speech(&turns, 1000);
+        let groups = speakers_with_speech(&turns, 1000, 0.0);
         assert_eq!(groups.len(), 2);
-        assert_eq!(groups[0].0, "a");
-        assert_eq!(groups[0].1.len(), 2);
-        assert_eq!(groups[1].1.len(), 1, "the 0.7 s turn of b is dropped");
+        assert_eq!(groups[0].label, "a");
+        assert_eq!(groups[0].turns.len(), 2);
+        assert_eq!(groups[1].turns.len(), 1, "the 0.7 s turn of b is dropped");
+        assert!((groups[0].speech_s - 4.4).abs() < 1e-9);
+        assert_eq!(
+            speakers_with_speech(&turns, 1000, 0.25)[0].spans[0],
+            (0.75, 2.75),
+            "cores are trimmed"
+        );
     }
 
     #[test]

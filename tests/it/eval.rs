@@ -42,11 +42,8 @@ fn eval(extra: &[&str]) -> Option<serde_json::Value> {
     Some(report)
 }
 
-#[test]
-fn dev_set_with_oracle_turns_meets_the_bar() {
-    let Some(report) = eval(&["--oracle-turns"]) else {
-        return;
-    };
+/// Issue bar: at least 98 % open-set accuracy, and never a customer accepted or a wrong name.
+fn assert_meets_the_bar(report: &serde_json::Value) {
     assert!(
         report["accuracy"].as_f64().unwrap() >= 0.98,
         "{}",
@@ -54,6 +51,14 @@ fn dev_set_with_oracle_turns_meets_the_bar() {
     );
     assert_eq!(report["false_accepts"], 0);
     assert_eq!(report["wrong_names"], 0);
+}
+
+#[test]
+fn dev_set_with_oracle_turns_meets_the_bar() {
+    let Some(report) = eval(&["--oracle-turns"]) else {
+        return;
+    };
+    assert_meets_the_bar(&report);
     assert!(report["eer"].as_f64().unwrap() < 0.02);
     assert!(report.get("der").is_none(), "no DER for labelled turns");
 }
@@ -62,13 +67,7 @@ fn dev_set_with_oracle_turns_meets_the_bar() {
 fn dev_set_with_the_local_diarizer_meets_the_bar() {
     let Some(report) = eval(&[]) else { return };
     assert_eq!(report["turns"], "local");
-    assert!(
-        report["accuracy"].as_f64().unwrap() >= 0.98,
-        "{}",
-        report["accuracy"]
-    );
-    assert_eq!(report["false_accepts"], 0);
-    assert_eq!(report["wrong_names"], 0);
+    assert_meets_the_bar(&report);
     let der = report["der"].as_f64().unwrap();
     assert!(der <= 0.10, "DER {der}");
 }

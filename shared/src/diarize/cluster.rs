@@ -8,10 +8,59 @@ use crate::matching::cosine;
 /// merging until at most `max_clusters` remain. Returns a cluster index per item, numbered by
 /// first appearance.
 pub fn cluster(embeddings: &[Vec<f32>], threshold: f32, max_clusters: usize) -> Vec<usize> {
+    agglomerate(embeddings, |clusters, next_similarity, _| {
+        next_similarity >= f64::from(threshold) || clusters > max_clusters.max(1)
+    })
+}
+
+/// Clusters into the number of speakers that fits best: the tree is cut at 2..=`max_clusters`
+/// and the cut with the highest silhouette wins; one speaker when even the best two-way split
+/// leaves centroids at least `one_speaker` alike.
+pub fn cluster_auto(embeddings: &[Vec<f32>], max_clusters: usize, one_speaker: f32) -> Vec<usize> {
     let n = embeddings.len();
-    if n == 0 {
-        return Vec::new();
+    if n < 2 || max_clusters < 2 {
+        return vec![0; n];
     }
+    // One pass down to two clusters, keeping the labels at every cut worth scoring: the merge
+    // order does not depend on where it stops.
+    let mut cuts: Vec<Vec<usize>> = Vec::new();
+    agglomerate(embeddings, |clusters, _, owners| {
+        if clusters <= max_clusters {
+            let mut labels = owners.to_vec();
+            renumber(&mut labels);
+            cuts.push(labels);
+        }
+        clusters > 2
+    });
+    cuts.reverse(); // fewest clusters first
+    let mut best: Option<(f32, Vec<usize>)> = None;
+    for labels in cuts {
+        let k = labels.iter().max().map_or(0, |m| m + 1);
+        if k == 2
+            && cosine(
+                &centroid(embeddings, &labels, 0),
+                &centroid(embeddings, &labels, 1),
+            ) >= one_speaker
+        {
+            return vec![0; n];
+        }
+        let s = silhouette(embeddings, &labels);
+        if best.as_ref().is_none_or(|(b, _)| s > *b) {
+            best = Some((s, labels));
+        }
+    }
+    best.map_or_else(|| vec![0; n], |(_, labels)| labels)
+}
+
+/// Average-linkage merging from single items. Before each merge, `keep_merging` sees how many
+/// clusters there are, how alike the next two to merge are, and each item's cluster (named by
+/// one of its members); merging stops when it says no, or at one cluster. Returns the labels then,
+/// numbered by first appearance.
+fn agglomerate(
+    embeddings: &[Vec<f32>],
+    mut keep_merging: impl FnMut(usize, f64, &[usize]) -> bool,
+) -> Vec<usize> {
+    let n = embeddings.len();
     // Pairwise similarity between clusters, kept as sums so average linkage updates in O(n).
     let mut sum = vec![vec![0.0f64; n]; n];
     for i in 0..n {
@@ -35,7 +84,7 @@ pub fn cluster(embeddings: &[Vec<f32>], threshold: f32, max_clusters: usize) -> 
             }
         }
         let (similarity, a, b) = best;
-        if similarity < f64::from(threshold) && alive.len() <= max_clusters.max(1) {
+        if !keep_merging(alive.len(), similarity, &owner) {
             break;
         }
         // Merge b into a.
@@ -49,55 +98,29 @@ pub fn cluster(embeddings: &[Vec<f32>], threshold: f32, max_clusters: usize) -> 
         alive.retain(|&c| c != b);
         owner.iter_mut().filter(|o| **o == b).for_each(|o| *o = a);
     }
-    let mut order: Vec<usize> = Vec::new();
+    renumber(&mut owner);
     owner
-        .iter()
-        .map(|o| match order.iter().position(|x| x == o) {
-            Some(i) => i,
-            None => {
-                order.push(*o);
-                order.len() - 1
-            }
-        })
-        .collect()
 }
 
-/// Clusters into the number of speakers that fits best: the tree is cut at 2..=`max_clusters`
-/// and the cut with the highest silhouette wins; one speaker when even the best two-way split
-/// leaves centroids at least `one_speaker` alike.
-pub fn cluster_auto(embeddings: &[Vec<f32>], max_clusters: usize, one_speaker: f32) -> Vec<usize> {
-    let n = embeddings.len();
-    if n < 2 || max_clusters < 2 {
-        return vec![0; n];
-    }
-    // threshold above any cosine: merging stops only at k clusters.
-    let mut best: Option<(f32, Vec<usize>)> = None;
-    for k in 2..=max_clusters.min(n) {
-        let labels = cluster(embeddings, 2.0, k);
-        if k == 2 && centroid_similarity(embeddings, &labels, 0, 1) >= one_speaker {
-            return vec![0; n];
-        }
-        let s = silhouette(embeddings, &labels);
-        if best.as_ref().is_none_or(|(b, _)| s > *b) {
-            best = Some((s, labels));
-        }
-    }
-    best.map_or_else(|| vec![0; n], |(_, labels)| labels)
-}
-
-fn centroid(embeddings: &[Vec<f32>], labels: &[usize], label: usize) -> Vec<f32> {
-    let mut c = vec![0.0f32; embeddings[0].len()];
+/// The (unnormalised) mean of the items labelled `label`.
+pub(crate) fn centroid(embeddings: &[Vec<f32>], labels: &[usize], label: usize) -> Vec<f32> {
+    let mut c = vec![0.0f32; embeddings.first().map_or(0, Vec::len)];
     for (e, _) in embeddings.iter().zip(labels).filter(|(_, l)| **l == label) {
         c.iter_mut().zip(e).for_each(|(a, b)| *a += b);
     }
     c
 }
 
-fn centroid_similarity(embeddings: &[Vec<f32>], labels: &[usize], a: usize, b: usize) -> f32 {
-    cosine(
-        &centroid(embeddings, labels, a),
-        &centroid(embeddings, labels, b),
-    )
+/// Renumbers labels 0.. by first appearance.
+pub(crate) fn renumber(labels: &mut [usize]) {
+    let mut order: Vec<usize> = Vec::new();
+    for label in labels.iter_mut() {
+        let i = order.iter().position(|x| x == label).unwrap_or_else(|| {
+            order.push(*label);
+            order.len() - 1
+        });
+        *label = i;
+    }
 }
 
 /// Mean silhouette with cosine distance; items alone in their cluster count 0.

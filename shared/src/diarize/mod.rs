@@ -9,6 +9,7 @@
 mod cluster;
 mod vad;
 
+use cluster::{centroid, renumber};
 pub use cluster::{cluster, cluster_auto};
 pub use vad::{FRAME_MS, VadConfig, speech_regions};
 
@@ -63,8 +64,10 @@ pub struct WindowPlan {
     pub rate: u32,
     pub n_samples: usize,
     pub regions: Vec<(usize, usize)>,
-    /// Sample ranges, one model partial each.
+    /// Sample ranges, one model partial each, region by region.
     pub windows: Vec<(usize, usize)>,
+    /// The windows of each region (indices into `windows`).
+    pub region_windows: Vec<std::ops::Range<usize>>,
 }
 
 impl WindowPlan {
@@ -97,23 +100,27 @@ impl LocalDiarizer {
         let mut step = (self.config.step_s * f64::from(rate)) as usize;
         step = step.max(speech / self.config.max_windows.max(1)).max(1);
         let mut windows = Vec::new();
+        let mut region_windows = Vec::with_capacity(regions.len());
         for &(s, e) in &regions {
+            let first = windows.len();
             if e - s <= window_samples {
                 windows.push((s, e));
-                continue;
+            } else {
+                let mut start = s;
+                while start + window_samples < e {
+                    windows.push((start, start + window_samples));
+                    start += step;
+                }
+                windows.push((e - window_samples, e));
             }
-            let mut start = s;
-            while start + window_samples < e {
-                windows.push((start, start + window_samples));
-                start += step;
-            }
-            windows.push((e - window_samples, e));
+            region_windows.push(first..windows.len());
         }
         WindowPlan {
             rate,
             n_samples: audio.samples.len(),
             regions,
             windows,
+            region_windows,
         }
     }
 
@@ -224,10 +231,8 @@ impl LocalDiarizer {
         const GAP: usize = 4;
         let mut segment_of = vec![0usize; plan.windows.len()];
         let mut next = 0;
-        for &(rs, re) in &plan.regions {
-            let inside: Vec<usize> = (0..plan.windows.len())
-                .filter(|&i| plan.windows[i].0 >= rs && plan.windows[i].1 <= re)
-                .collect();
+        for range in &plan.region_windows {
+            let inside: Vec<usize> = range.clone().collect();
             if inside.is_empty() {
                 continue;
             }
@@ -263,10 +268,8 @@ impl LocalDiarizer {
     /// change at a pause, and a stray window inside a turn is noise, not a speaker change.
     fn unify_regions(&self, plan: &WindowPlan, labels: &mut [usize]) {
         let n = labels.iter().max().map_or(0, |m| m + 1);
-        for &(s, e) in &plan.regions {
-            let inside: Vec<usize> = (0..plan.windows.len())
-                .filter(|&i| plan.windows[i].0 >= s && plan.windows[i].1 <= e)
-                .collect();
+        for range in &plan.region_windows {
+            let inside: Vec<usize> = range.clone().collect();
             let mut counts = vec![0usize; n];
             inside.iter().for_each(|&i| counts[labels[i]] += 1);
             if let Some((top, &count)) = counts.iter().enumerate().max_by_key(|(_, c)| **c)
@@ -284,11 +287,7 @@ fn refine_to_centroids(labels: &mut [usize], embeddings: &[Vec<f32>]) {
     if n < 2 {
         return;
     }
-    let dim = embeddings[0].len();
-    let mut centroids = vec![vec![0.0f32; dim]; n];
-    for (e, &l) in embeddings.iter().zip(labels.iter()) {
-        centroids[l].iter_mut().zip(e).for_each(|(c, v)| *c += v);
-    }
+    let centroids: Vec<Vec<f32>> = (0..n).map(|l| centroid(embeddings, labels, l)).collect();
     let before = labels.to_vec();
     for (label, e) in labels.iter_mut().zip(embeddings) {
         let own = cosine(e, &centroids[*label]);
@@ -305,18 +304,6 @@ fn refine_to_centroids(labels: &mut [usize], embeddings: &[Vec<f32>]) {
         labels.copy_from_slice(&before);
     }
     renumber(labels);
-}
-
-/// Renumbers labels 0.. by first appearance.
-fn renumber(labels: &mut [usize]) {
-    let mut order: Vec<usize> = Vec::new();
-    for label in labels.iter_mut() {
-        let i = order.iter().position(|x| x == label).unwrap_or_else(|| {
-            order.push(*label);
-            order.len() - 1
-        });
-        *label = i;
-    }
 }
 
 /// Speaker labels as AssemblyAI names them: A, B, C, …
@@ -339,19 +326,10 @@ fn fold_small_clusters(labels: &mut [usize], embeddings: &[Vec<f32>], min: usize
     if big.is_empty() || big.len() == n {
         return;
     }
-    let dim = embeddings[0].len();
-    let centroid = |l: usize| {
-        let mut c = vec![0.0f32; dim];
-        for (e, _) in embeddings
-            .iter()
-            .zip(labels.iter())
-            .filter(|(_, x)| **x == l)
-        {
-            c.iter_mut().zip(e).for_each(|(a, b)| *a += b);
-        }
-        c
-    };
-    let centroids: Vec<(usize, Vec<f32>)> = big.iter().map(|&l| (l, centroid(l))).collect();
+    let centroids: Vec<(usize, Vec<f32>)> = big
+        .iter()
+        .map(|&l| (l, centroid(embeddings, labels, l)))
+        .collect();
     for (label, e) in labels.iter_mut().zip(embeddings) {
         if counts[*label] < min {
             *label = centroids

@@ -177,23 +177,24 @@ pub fn evaluate(
             match turn_source.turns(clip, &audio, encoder) {
                 Ok(turns) => {
                     der_parts.add(der(&clip.turns, &turns, DER_COLLAR_S));
-                    let speakers = speakers_with_speech(&turns, options.min_utterance_ms);
+                    let speakers = speakers_with_speech(
+                        &turns,
+                        options.min_utterance_ms,
+                        turn_source.edge_trim_s(),
+                    );
                     prepared.push((clip, audio, speakers));
                 }
                 Err(e) => outcomes.push(failed(clip, e)),
             }
         }
-        let trim = turn_source.edge_trim_s();
         let requests: Vec<EmbedRequest<'_>> = prepared
             .iter()
             .flat_map(|(_, audio, speakers)| {
-                speakers.iter().map(move |(_, turns)| EmbedRequest {
-                    segments: turns
+                speakers.iter().map(move |speaker| EmbedRequest {
+                    segments: speaker
+                        .spans
                         .iter()
-                        .map(|t| {
-                            let (start, end) = t.core(trim);
-                            audio.span(start, end)
-                        })
+                        .map(|&(start, end)| audio.span(start, end))
                         .collect(),
                 })
             })
@@ -204,11 +205,11 @@ pub fn evaluate(
             let mut inputs = Vec::new();
             let mut identities = Vec::new();
             let mut best_profile: Option<(f32, &str)> = None;
-            for (label, turns) in speakers {
+            for speaker in speakers {
                 let Some(embedding) = embeddings.next().flatten() else {
                     continue;
                 };
-                let identity = identity_of(turns, &clip.turns);
+                let identity = identity_of(&speaker.turns, &clip.turns);
                 for profile in profiles {
                     let score = cosine(&embedding, &profile.embedding);
                     if identity.as_deref() == Some(profile.worker_id.as_str()) {
@@ -220,12 +221,11 @@ pub fn evaluate(
                         best_profile = Some((score, &profile.worker_id));
                     }
                 }
-                let speech_s = turns.iter().map(Turn::duration_s).sum();
                 identities.push(identity);
                 inputs.push(SpeakerInput {
-                    label: label.clone(),
+                    label: speaker.label.clone(),
                     embedding,
-                    speech_s,
+                    speech_s: speaker.speech_s,
                 });
             }
             let decision = decide(&inputs, profiles, options.rules);

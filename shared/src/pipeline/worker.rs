@@ -9,7 +9,7 @@ use super::{BatcherHandle, ClipResult, ClipTask, SpeakerResult, Timings};
 use crate::audio::{decode_file, span_range};
 use crate::diarize::{EDGE_TRIM_S, LocalDiarizer};
 use crate::matching::{ClipStatus, DecisionRules, Profile, SpeakerInput, decide};
-use crate::turns::{Turn, speakers_with_speech};
+use crate::turns::speakers_with_speech;
 
 pub struct ClipProcessor {
     pub batcher: BatcherHandle,
@@ -78,16 +78,14 @@ impl ClipProcessor {
         result.timings_ms.diarize = ms(t);
 
         let t = Instant::now();
-        let speakers = speakers_with_speech(&turns, self.min_utterance_ms);
+        let speakers = speakers_with_speech(&turns, self.min_utterance_ms, EDGE_TRIM_S);
         let requests = speakers
             .iter()
-            .map(|(_, turns)| {
-                turns
+            .map(|speaker| {
+                speaker
+                    .spans
                     .iter()
-                    .map(|turn| {
-                        let (start, end) = turn.core(EDGE_TRIM_S);
-                        span_range(samples.len(), rate, start, end)
-                    })
+                    .map(|&(start, end)| span_range(samples.len(), rate, start, end))
                     .collect()
             })
             .collect();
@@ -98,11 +96,11 @@ impl ClipProcessor {
         let inputs: Vec<SpeakerInput> = speakers
             .iter()
             .zip(embeddings)
-            .filter_map(|((label, turns), embedding)| {
+            .filter_map(|(speaker, embedding)| {
                 Some(SpeakerInput {
-                    label: label.clone(),
+                    label: speaker.label.clone(),
                     embedding: embedding?,
-                    speech_s: turns.iter().map(Turn::duration_s).sum(),
+                    speech_s: speaker.speech_s,
                 })
             })
             .collect();
