@@ -89,3 +89,273 @@ impl Drop for TempDir {
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     shared::matching::cosine(a, b)
 }
+
+/// The local RabbitMQ and Postgres, with a fresh virtual host and database for one test.
+///
+/// Tests that use them run one at a time (some stop the broker or the database on purpose),
+/// and each sees only its own queues and tables.
+pub struct Services {
+    pub vhost: String,
+    pub database: String,
+    _turn: MutexGuard<'static, ()>,
+}
+
+fn sh(program: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"))
+}
+
+fn sh_ok(program: &str, args: &[&str]) -> String {
+    let out = sh(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn psql(database: &str, sql: &str) -> std::process::Output {
+    let args = ["-h", "127.0.0.1", "-U", "postgres", "-d", database];
+    sh(
+        "psql",
+        &[&args[..], &["-v", "ON_ERROR_STOP=1", "-Atc", sql]].concat(),
+    )
+}
+
+fn pg_cluster(action: &str) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .unwrap_or_else(|| "15".into());
+    sh_ok(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &version, "main", action],
+    );
+}
+
+impl Services {
+    pub fn new(tag: &str) -> Self {
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let name = format!("voice_it_{tag}_{}_{n}", std::process::id());
+        sh_ok("rabbitmqctl", &["-q", "add_vhost", &name]);
+        sh_ok(
+            "rabbitmqctl",
+            &[
+                "-q",
+                "set_permissions",
+                "-p",
+                &name,
+                "guest",
+                ".*",
+                ".*",
+                ".*",
+            ],
+        );
+        let services = Self {
+            vhost: name.clone(),
+            database: name,
+            _turn: turn,
+        };
+        services.psql_admin(&format!("CREATE DATABASE {}", services.database));
+        services
+    }
+
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.vhost)
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.database)
+    }
+
+    fn psql_admin(&self, sql: &str) {
+        let out = psql("postgres", sql);
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `sql` in the test's database; `None` while the database cannot answer.
+    pub fn try_psql(&self, sql: &str) -> Option<String> {
+        let out = psql(&self.database, sql);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    pub fn psql(&self, sql: &str) -> String {
+        self.try_psql(sql)
+            .unwrap_or_else(|| panic!("psql failed: {sql}"))
+    }
+
+    /// Every queue of the test's vhost: (ready, unacknowledged).
+    pub fn queues(&self) -> std::collections::BTreeMap<String, (u64, u64)> {
+        let out = sh_ok(
+            "rabbitmqctl",
+            &[
+                "-q",
+                "list_queues",
+                "-p",
+                &self.vhost,
+                "--no-table-headers",
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+            ],
+        );
+        out.lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((
+                    f.next()?.to_string(),
+                    (f.next()?.parse().ok()?, f.next()?.parse().ok()?),
+                ))
+            })
+            .collect()
+    }
+
+    /// Stops the whole broker application (every connection drops) and starts it again.
+    pub fn restart_broker(&self, down_for: std::time::Duration) {
+        sh_ok("rabbitmqctl", &["-q", "stop_app"]);
+        std::thread::sleep(down_for);
+        sh_ok("rabbitmqctl", &["-q", "start_app"]);
+        sh_ok("rabbitmqctl", &["-q", "await_startup"]);
+    }
+
+    pub fn stop_database(&self) {
+        pg_cluster("stop");
+    }
+
+    pub fn start_database(&self) {
+        pg_cluster("start");
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        // A test that failed with the database stopped must not leave it stopped.
+        if sh("pg_isready", &["-h", "127.0.0.1", "-q"]).status.code() == Some(2) {
+            pg_cluster("start");
+        }
+        let _ = sh("rabbitmqctl", &["-q", "delete_vhost", &self.vhost]);
+        let _ = psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        );
+    }
+}
+
+/// A child process killed when dropped, its stderr kept in a file for the test to read.
+pub struct Child {
+    pub process: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Child {
+    pub fn spawn(mut command: std::process::Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let process = command
+            .stdout(file.try_clone().unwrap_or_else(|e| panic!("{e}")))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {command:?}: {e}"));
+        Self { process, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        sh_ok("kill", &[&format!("-{signal}"), &self.pid().to_string()]);
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.process.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code.
+    pub fn wait_for_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.process.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The bundled runtime library, as `make setup` leaves it.
+pub fn ort_library() -> PathBuf {
+    root().join(".cache/onnxruntime/libonnxruntime.so.1.31.1")
+}
+
+/// A location of `n` clips under `root`: the demo's voice samples and roster, and the demo's
+/// clips again and again under new transaction ids. Returns each clip's expected outcome (an
+/// employee's name, `none` or `failed`) by file name.
+pub fn demo_copies(
+    root: &Path,
+    n: usize,
+    date: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let location = root.join(DEMO_LOCATION);
+    let clips = location.join("clips").join(date);
+    std::fs::create_dir_all(&clips).unwrap_or_else(|e| panic!("{e}"));
+    let demo = demo_location();
+    let link = |from: &Path, to: &Path| {
+        std::os::unix::fs::symlink(from, to)
+            .unwrap_or_else(|e| panic!("{} → {}: {e}", to.display(), from.display()))
+    };
+    link(&demo.join("voice_samples"), &location.join("voice_samples"));
+    link(&demo.join("workers.csv"), &location.join("workers.csv"));
+    let mut reader = csv::Reader::from_path(root_expected()).unwrap_or_else(|e| panic!("{e}"));
+    let sources: Vec<(String, String)> = reader
+        .records()
+        .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+        .map(|r| (r[0].to_string(), r[1].to_string()))
+        .collect();
+    let mut expected = std::collections::BTreeMap::new();
+    for i in 0..n {
+        let (file, outcome) = &sources[i % sources.len()];
+        let ext = Path::new(file)
+            .extension()
+            .map_or_else(String::new, |e| e.to_string_lossy().into_owned());
+        let name = format!("till1_{i:08x}-0000-4000-8000-{:012x}.{ext}", i * 7919);
+        link(
+            &demo.join("clips/2025-10-06").join(file),
+            &clips.join(&name),
+        );
+        expected.insert(name, outcome.clone());
+    }
+    expected
+}
+
+fn root_expected() -> PathBuf {
+    root().join("demo/expected.csv")
+}

@@ -49,7 +49,10 @@ pub struct RunArgs {
     /// Process clips that already have a result again, replacing it.
     #[arg(long)]
     pub force: bool,
-    /// Output folder (default out/<location_id>/).
+    /// With a broker: follow the job with a progress bar until the reducer closes it.
+    #[arg(long)]
+    pub wait: bool,
+    /// Output folder of standalone mode (default out/<location_id>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

@@ -1,13 +1,16 @@
 //! `dispatcher run`: a location's clips for a date or range. Without AMQP_URL the dispatcher,
-//! worker and reducer stages run here, over channels (standalone mode).
+//! worker and reducer stages run here, over channels (standalone mode); with it, the clips are
+//! published for the workers (see `publish.rs`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use shared::config::Settings;
 use shared::model::Manifest;
-use shared::pipeline::{ClipResult, OutputDir, RunOptions, Summary, plan_tasks, run_standalone};
-use shared::source::{DateRange, LocalSource, is_uuid};
+use shared::pipeline::{
+    ClipResult, ClipTask, OutputDir, RunOptions, Summary, plan_tasks, run_standalone,
+};
+use shared::source::{DateRange, LocalSource, is_uuid, new_job_id};
 
 use crate::Failure;
 use crate::cli::RunArgs;
@@ -21,11 +24,6 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     }
     let dates = DateRange::parse(&args.dates).map_err(|e| Failure::Usage(format!("DATE {e}")))?;
     let settings = Settings::load(config).map_err(|e| Failure::Usage(e.to_string()))?;
-    if settings.amqp_url.is_some() {
-        anyhow::bail!(
-            "distributed mode (AMQP_URL is set) is not part of this build yet; unset AMQP_URL to run standalone"
-        );
-    }
     if settings.voice_source != "local" {
         anyhow::bail!(
             "VOICE_SOURCE={} is not part of this build yet; use VOICE_SOURCE=local",
@@ -34,6 +32,9 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     }
     let location = args.location_id.to_ascii_lowercase();
     let source = LocalSource::new(&settings.voice_local_root);
+    if let Some(amqp_url) = settings.amqp_url.clone() {
+        return crate::publish::run(&settings, amqp_url, &source, &location, dates, args);
+    }
     let manifest = Manifest::load(&settings.model_path()).context("reading the model manifest")?;
     let opts = RunOptions {
         out_dir: args
@@ -46,26 +47,14 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         parallel: settings.voice_parallel_workers,
         rules: settings.rules(&manifest),
         min_utterance_ms: settings.voice_min_utterance_ms,
-        job_id: job_id(),
+        job_id: new_job_id(),
     };
 
     if args.dry_run {
         let out = OutputDir::open(&opts.out_dir)
             .with_context(|| format!("reading {}", opts.out_dir.display()))?;
         let (tasks, skipped) = plan_tasks(&source, &opts, &out)?;
-        println!("{:<56} {:<38} {:>10}", "clip", "transaction", "bytes");
-        for t in &tasks {
-            println!(
-                "{:<56} {:<38} {:>10}",
-                t.clip.name,
-                t.clip.transaction_id.as_deref().unwrap_or("-"),
-                t.clip.size
-            );
-        }
-        println!(
-            "{} clip(s) would be processed, {skipped} already done (--force redoes them); nothing was written",
-            tasks.len()
-        );
+        print_dry_run(&tasks, skipped, "written");
         return Ok(());
     }
 
@@ -76,11 +65,31 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn job_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("job-{}-{}", now.as_secs(), std::process::id())
+/// What `--dry-run` shows: clip, transaction, size; then what was left alone.
+pub fn print_dry_run(tasks: &[ClipTask], skipped: usize, nothing: &str) {
+    println!("{:<56} {:<38} {:>10}", "clip", "transaction", "bytes");
+    for t in tasks {
+        println!(
+            "{:<56} {:<38} {:>10}",
+            t.clip.name,
+            t.clip.transaction_id.as_deref().unwrap_or("-"),
+            t.clip.size
+        );
+    }
+    println!(
+        "{} clip(s) would be processed, {skipped} already done (--force redoes them); nothing was {nothing}",
+        tasks.len()
+    );
+}
+
+/// Clips per outcome: matched, no match, no speech, failed.
+pub fn print_outcomes<N: std::fmt::Display>(counts: [N; 4]) {
+    for (label, n) in ["matched", "no match", "no speech", "failed"]
+        .iter()
+        .zip(counts)
+    {
+        println!("  {label:<14} {n:>6}");
+    }
 }
 
 fn log_result(r: &ClipResult) {
@@ -108,10 +117,7 @@ fn print_summary(s: &Summary, opts: &RunOptions) {
         "  clips          {:>6}   (skipped, already done: {})",
         s.clips, s.skipped
     );
-    println!("  matched        {:>6}", s.matched);
-    println!("  no match       {:>6}", s.no_match);
-    println!("  no speech      {:>6}", s.no_speech);
-    println!("  failed         {:>6}", s.failed);
+    print_outcomes([s.matched, s.no_match, s.no_speech, s.failed]);
     for (worker, n) in &s.per_worker {
         println!("    {worker:<20} {n:>4}");
     }

@@ -13,6 +13,7 @@ use crate::model::{EncoderOptions, Manifest, ModelError, SpeakerEncoder, load_en
 /// The environment variables read; anything else in the environment is ignored.
 const ENV_KEYS: &[&str] = &[
     "AMQP_URL",
+    "DATABASE_URL",
     "VOICE_SOURCE",
     "VOICE_LOCAL_ROOT",
     "VOICE_MODEL",
@@ -32,7 +33,10 @@ const DEFAULT_MODEL: &str = "models/ge2e/ge2e.toml";
 pub struct Settings {
     /// RabbitMQ; unset → standalone mode (everything in one `dispatcher run` process).
     #[serde(default)]
-    pub amqp_url: Option<String>,
+    pub amqp_url: Option<Secret>,
+    /// Postgres (Supabase's connection string); required with a broker.
+    #[serde(default)]
+    pub database_url: Option<Secret>,
     /// Where clips and samples come from: `local` (VOICE_LOCAL_ROOT) or `gdrive`.
     #[serde(default = "default_source")]
     pub voice_source: String,
@@ -60,6 +64,53 @@ pub struct Settings {
     /// ONNX Runtime intra-op threads per encoder; unset → the machine's cores.
     #[serde(default)]
     pub voice_onnx_threads: Option<usize>,
+}
+
+/// A setting that may hold a password: never shown by `Debug`, so a logged `Settings` leaks
+/// nothing. [`Secret::redacted`] is the form for logs.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A URL with its password replaced by `***` (`amqp://guest:***@host:5672/vhost`).
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:***@host/...`; anything else unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return url.to_string();
+    };
+    match url[scheme_end..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..scheme_end + colon], &url[at..]),
+        None => url.to_string(),
+    }
 }
 
 fn default_min_utterance_ms() -> u64 {
@@ -219,6 +270,32 @@ mod tests {
             s.voice_margin,
             Some(0.2),
             "the environment wins over the file"
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("AMQP_URL", "amqp://voice:hunter2@mq:5672/%2f"),
+                ("DATABASE_URL", "postgres://app:s3cret@db/voice"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let amqp = s.amqp_url.unwrap();
+        assert_eq!(amqp.redacted(), "amqp://voice:***@mq:5672/%2f");
+        assert_eq!(amqp.expose(), "amqp://voice:hunter2@mq:5672/%2f");
+        assert_eq!(redact_url("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db?x=@"),
+            "postgres://u:***@h/db?x=@"
         );
     }
 

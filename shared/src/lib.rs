@@ -12,16 +12,23 @@
 //! - [`eval`]: labelled evaluation sets, accuracy, equal error rate and DER.
 //! - [`source`]: where clips and samples come from (the local folder), ids and dates.
 //! - [`pipeline`]: the dispatcher, worker and reducer stages, and standalone mode.
-//! - [`queue`]: what travels between the stages through a broker: the message codec.
+//! - [`queue`]: what travels between the stages through a broker: codec, topology, connection.
+//! - [`store`]: Postgres: migrations, jobs, idempotent result upserts.
+//! - [`telemetry`]: logging for the binaries; [`service`]: what the service binaries share.
+//! - [`distributed`]: the dispatcher, worker and reducer services over the broker and the store.
 
 pub mod audio;
 pub mod config;
 pub mod diarize;
+pub mod distributed;
 pub mod eval;
 pub mod features;
 pub mod matching;
 pub mod model;
 pub mod pipeline;
 pub mod queue;
+pub mod service;
 pub mod source;
+pub mod store;
+pub mod telemetry;
 pub mod turns;

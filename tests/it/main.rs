@@ -4,6 +4,7 @@
 mod audio_errors;
 mod audio_formats;
 mod diarize;
+mod distributed;
 mod eval;
 mod frontend;
 mod parity;

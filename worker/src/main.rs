@@ -2,65 +2,77 @@
 //! decides, and publishes one result per clip.
 //!
 //! It checks its model and runtime before anything else, so a pod without them fails at start.
+//! Exit codes: 0 after SIGTERM/SIGINT (clips in flight finished or handed back), 1 a fatal
+//! error, 2 bad settings.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use shared::config::Settings;
+use shared::diarize::LocalDiarizer;
+use shared::distributed::Shutdown;
+use shared::distributed::worker::WorkerService;
+use shared::pipeline::{ClipProcessor, spawn_batcher};
+use shared::service::{ServiceArgs, usage};
+use shared::source::LocalSource;
 
 #[derive(Debug, Parser)]
 #[command(name = "worker", version)]
 struct Cli {
-    /// A settings file (TOML) layered over config/default.toml and under the environment.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Serve /health, /ready and /metrics.
-    #[arg(long)]
-    enable_health_check: bool,
-    #[arg(long, default_value_t = 8080)]
-    health_check_port: u16,
-    /// Debug logging.
-    #[arg(long, short)]
-    verbose: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = if cli.verbose { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(&cli) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    run(&cli.service).unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let settings = match Settings::load(cli.config.as_deref()) {
+fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
+    let settings = match shared::service::start(args) {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
-    let encoder = settings.encoder().context("loading the speaker model")?;
-    tracing::info!(model = %encoder.manifest().id, "speaker model loaded");
-    if settings.amqp_url.is_none() {
-        eprintln!(
-            "error: the worker consumes clip tasks from RabbitMQ: set AMQP_URL \
-             (without a broker, `dispatcher run` processes clips in one process)"
-        );
-        return Ok(ExitCode::from(2));
+    let Some(amqp_url) = settings.amqp_url.clone() else {
+        return Ok(usage(
+            "the worker consumes clip tasks from RabbitMQ: set AMQP_URL \
+             (without a broker, `dispatcher run` processes clips in one process)",
+        ));
+    };
+    if settings.voice_source != "local" {
+        return Ok(usage(&format!(
+            "VOICE_SOURCE={} is not part of this build yet; use VOICE_SOURCE=local",
+            settings.voice_source
+        )));
     }
-    anyhow::bail!("the RabbitMQ consumer is not part of this build yet (distributed mode)")
+    let encoder = settings.encoder().context("loading the speaker model")?;
+    let manifest = encoder.manifest().clone();
+    tracing::info!(model = %manifest.id, "speaker model loaded");
+    let (batcher, _batcher_thread) = spawn_batcher(encoder).context("starting the batcher")?;
+    let processor = ClipProcessor {
+        batcher,
+        diarizer: LocalDiarizer::default(),
+        rules: settings.rules(&manifest),
+        min_utterance_ms: settings.voice_min_utterance_ms,
+    };
+    let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
+    let service = Arc::new(WorkerService::new(
+        amqp_url,
+        LocalSource::new(&settings.voice_local_root),
+        processor,
+        prefetch,
+    ));
+    shared::service::runtime()
+        .context("starting the async runtime")?
+        .block_on(async {
+            let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
+            service.run(shutdown).await;
+            anyhow::Ok(())
+        })?;
+    tracing::info!("worker stopped");
+    Ok(ExitCode::SUCCESS)
 }

@@ -49,6 +49,18 @@ pub enum ClipStatus {
     Failed,
 }
 
+impl ClipStatus {
+    /// The name stored and shown (the same as the serialised one).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Matched => "matched",
+            Self::NoMatch => "no_match",
+            Self::NoSpeech => "no_speech",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClipDecision {
     pub status: ClipStatus,

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use super::{Profile, SampleEmbedding, build_profile};
 use crate::audio::{Audio, AudioError, decode_file};
 use crate::diarize::{VadConfig, speech_regions};
-use crate::model::{EmbedRequest, ModelError, SpeakerEncoder};
+use crate::model::{EmbedRequest, Embedding, ModelError, SpeakerEncoder};
 
 /// A worker to enroll, with the paths of its voice samples.
 #[derive(Debug, Clone)]
@@ -27,6 +27,15 @@ pub fn enroll(
     enrollees: &[Enrollee],
 ) -> Result<Enrollment, ModelError> {
     let rate = encoder.manifest().sample_rate;
+    enroll_with(rate, enrollees, |requests| encoder.embed(requests))
+}
+
+/// [`enroll`] with any way to embed whole samples (the worker's shared batcher).
+pub fn enroll_with<E>(
+    rate: u32,
+    enrollees: &[Enrollee],
+    embed: impl FnOnce(&[EmbedRequest<'_>]) -> Result<Vec<Option<Embedding>>, E>,
+) -> Result<Enrollment, E> {
     let mut decoded = Vec::new();
     let mut unreadable = Vec::new();
     for (who, enrollee) in enrollees.iter().enumerate() {
@@ -43,7 +52,7 @@ pub fn enroll(
             segments: vec![&audio.samples],
         })
         .collect();
-    let embeddings = encoder.embed(&requests)?;
+    let embeddings = embed(&requests)?;
     let mut per_worker: Vec<Vec<SampleEmbedding>> = vec![Vec::new(); enrollees.len()];
     for ((who, path, audio), embedding) in decoded.iter().zip(embeddings) {
         if let Some(embedding) = embedding {

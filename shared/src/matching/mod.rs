@@ -8,5 +8,5 @@ pub use decide::{
     ClipDecision, ClipStatus, DecisionRules, SpeakerDecision, SpeakerInput, UnknownReason, cosine,
     decide,
 };
-pub use enroll::{Enrollee, Enrollment, enroll};
+pub use enroll::{Enrollee, Enrollment, enroll, enroll_with};
 pub use profile::{Profile, SampleEmbedding, WEAK_PROFILE_SECONDS, build_profile};

@@ -29,6 +29,30 @@ impl BatcherHandle {
         &self.manifest
     }
 
+    /// Embeds borrowed requests (voice samples at enrollment), copied once into one buffer.
+    pub fn embed_requests(&self, requests: &[EmbedRequest<'_>]) -> Reply {
+        let total = requests
+            .iter()
+            .flat_map(|r| &r.segments)
+            .map(|s| s.len())
+            .sum();
+        let mut samples = Vec::with_capacity(total);
+        let spans = requests
+            .iter()
+            .map(|r| {
+                r.segments
+                    .iter()
+                    .map(|segment| {
+                        let start = samples.len();
+                        samples.extend_from_slice(segment);
+                        (start, samples.len())
+                    })
+                    .collect()
+            })
+            .collect();
+        self.embed(&Arc::new(samples), spans)
+    }
+
     /// Embeds `requests` (ranges of `samples`), waiting for a batch they share with other clips.
     pub fn embed(&self, samples: &Arc<Vec<f32>>, requests: Spans) -> Reply {
         if requests.is_empty() {

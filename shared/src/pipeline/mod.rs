@@ -24,6 +24,8 @@ pub struct ClipTask {
     pub job_id: String,
     pub location_id: String,
     pub clip: ClipRef,
+    /// 1 for the first try; a retry after a transient failure carries the next number.
+    pub attempt: u32,
 }
 
 /// What the worker produces for one clip, and the reducer stores (a line of results.jsonl, a row
@@ -48,6 +50,8 @@ pub struct ClipResult {
     pub timings_ms: Timings,
     pub error_kind: Option<String>,
     pub error: Option<String>,
+    /// Which try of the task produced this result.
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Standalone mode: dispatcher → workers → reducer in one process over channels.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
@@ -60,6 +60,7 @@ pub fn plan_tasks(
                 job_id: opts.job_id.clone(),
                 location_id: opts.location_id.clone(),
                 clip,
+                attempt: 1,
             });
         }
     }
@@ -106,19 +107,20 @@ pub fn run_standalone(
     let processor = Arc::new(ClipProcessor {
         batcher,
         diarizer: LocalDiarizer::default(),
-        profiles: Arc::new(enrollment.profiles),
         rules: opts.rules,
         min_utterance_ms: opts.min_utterance_ms,
     });
+    let profiles = Arc::new(enrollment.profiles);
     let (task_tx, task_rx) = mpsc::channel::<ClipTask>();
     let task_rx = Arc::new(Mutex::new(task_rx));
     let (result_tx, result_rx) = mpsc::channel::<ClipResult>();
     let mut threads = Vec::new();
     for i in 0..opts.parallel.max(1).min(tasks.len()) {
-        let (rx, tx, processor) = (
+        let (rx, tx, processor, profiles) = (
             Arc::clone(&task_rx),
             result_tx.clone(),
             Arc::clone(&processor),
+            Arc::clone(&profiles),
         );
         let spawned = std::thread::Builder::new()
             .name(format!("clip-worker-{i}"))
@@ -129,7 +131,8 @@ pub fn run_standalone(
                         .map_err(|_| ())
                         .and_then(|rx| rx.recv().map_err(|_| ()));
                     let Ok(task) = next else { break };
-                    if tx.send(processor.process(&task)).is_err() {
+                    let path = Path::new(&task.clip.location);
+                    if tx.send(processor.process(&task, path, &profiles)).is_err() {
                         break;
                     }
                 }

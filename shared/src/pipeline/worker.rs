@@ -14,16 +14,14 @@ use crate::turns::speakers_with_speech;
 pub struct ClipProcessor {
     pub batcher: BatcherHandle,
     pub diarizer: LocalDiarizer,
-    pub profiles: Arc<Vec<Profile>>,
     pub rules: DecisionRules,
     pub min_utterance_ms: u64,
 }
 
-impl ClipProcessor {
-    pub fn process(&self, task: &ClipTask) -> ClipResult {
-        let started = Instant::now();
-        let manifest = self.batcher.manifest();
-        let mut result = ClipResult {
+impl ClipResult {
+    /// A `failed` result for `task`, carrying a stable error kind and its message.
+    pub fn failed(task: &ClipTask, model: &str, kind: &str, error: String) -> Self {
+        Self {
             clip_key: task.clip.key.clone(),
             job_id: task.job_id.clone(),
             location_id: task.location_id.clone(),
@@ -38,15 +36,27 @@ impl ClipProcessor {
             speakers: Vec::new(),
             turns: Vec::new(),
             audio_s: 0.0,
-            model: manifest.id.clone(),
+            model: model.to_string(),
             timings_ms: Timings::default(),
-            error_kind: None,
-            error: None,
-        };
+            error_kind: Some(kind.to_string()),
+            error: Some(error),
+            attempts: task.attempt.max(1),
+        }
+    }
+}
+
+impl ClipProcessor {
+    /// Decides who speaks in the clip at `path` among `profiles` (the task's location's).
+    pub fn process(&self, task: &ClipTask, path: &Path, profiles: &[Profile]) -> ClipResult {
+        let started = Instant::now();
+        let manifest = self.batcher.manifest();
+        let mut result = ClipResult::failed(task, &manifest.id, "", String::new());
+        result.error_kind = None;
+        result.error = None;
         let ms = |t: Instant| t.elapsed().as_millis() as u64;
 
         let t = Instant::now();
-        let mut audio = match decode_file(Path::new(&task.clip.location), manifest.sample_rate) {
+        let mut audio = match decode_file(path, manifest.sample_rate) {
             Ok(audio) => audio,
             Err(e) => {
                 result.error_kind = Some(e.kind.code().to_string());
@@ -104,12 +114,12 @@ impl ClipProcessor {
                 })
             })
             .collect();
-        let decision = decide(&inputs, &self.profiles, self.rules);
+        let decision = decide(&inputs, profiles, self.rules);
         result.timings_ms.identify = ms(t);
 
         let name_of = |id: &Option<String>| {
             id.as_ref()
-                .and_then(|id| self.profiles.iter().find(|p| &p.worker_id == id))
+                .and_then(|id| profiles.iter().find(|p| &p.worker_id == id))
                 .map(|p| p.name.clone())
         };
         result.status = decision.status;

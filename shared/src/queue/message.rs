@@ -88,8 +88,10 @@ mod tests {
                 date: "2025-10-06".into(),
                 transaction_id: None,
                 size: 42,
+                version: "42-0".into(),
                 location: "/data/a.wav".into(),
             },
+            attempt: 1,
         }
     }
 

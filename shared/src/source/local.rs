@@ -16,14 +16,49 @@ pub struct ClipRef {
     pub date: String,
     pub transaction_id: Option<String>,
     pub size: u64,
+    /// What identifies this content of the clip: Drive's md5, or size and modification time
+    /// locally. A changed file is a new message, the same file the same message.
+    pub version: String,
     /// Where the bytes are (a local path for the local source).
     pub location: String,
+}
+
+impl ClipRef {
+    /// The broker's `message_id`: stable for the same clip content (DESIGN §8).
+    pub fn message_id(&self) -> String {
+        format!(
+            "clip-{:016x}",
+            fnv1a(&[self.key.as_bytes(), b"\0", self.version.as_bytes()])
+        )
+    }
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{}: {reason}", path.display())]
     Folder { path: PathBuf, reason: String },
+    #[error("clip {key}: {reason}")]
+    BadClip { key: String, reason: String },
+    /// This machine cannot see the location at all (a volume not mounted yet): worth a retry.
+    #[error("{}: the location folder is not available on this machine", path.display())]
+    Unavailable { path: PathBuf },
+}
+
+impl SourceError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
 
 /// The local folder source.
@@ -85,10 +120,18 @@ impl LocalSource {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                let meta = std::fs::metadata(&path).ok();
+                let modified = meta
+                    .as_ref()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                let size = meta.map_or(0, |m| m.len());
                 ClipRef {
                     key: format!("{location}/{date}/{name}"),
                     transaction_id: first_uuid(&name),
-                    size: std::fs::metadata(&path).map_or(0, |m| m.len()),
+                    size,
+                    version: format!("{size}-{modified}"),
                     date: date.to_string(),
                     location: path.to_string_lossy().into_owned(),
                     name,
@@ -97,6 +140,33 @@ impl LocalSource {
             .collect();
         clips.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(clips)
+    }
+
+    /// Where a clip from a message lies under this machine's root. Every part is checked, so a
+    /// message can only name a file inside `<root>/<location>/clips/<date>/`.
+    pub fn resolve(&self, location: &str, clip: &ClipRef) -> Result<PathBuf, SourceError> {
+        let bad = |reason: &str| SourceError::BadClip {
+            key: clip.key.clone(),
+            reason: reason.to_string(),
+        };
+        if !super::is_uuid(location) {
+            return Err(bad("the location is not a UUID"));
+        }
+        let date = CivilDate::parse(&clip.date).map_err(|e| bad(&e))?;
+        let plain = Path::new(&clip.name)
+            .file_name()
+            .is_some_and(|n| n == clip.name.as_str());
+        if !plain || clip.name.contains(['/', '\\']) {
+            return Err(bad("the clip name is not a plain file name"));
+        }
+        let location_dir = self.root.join(location);
+        if !location_dir.is_dir() {
+            return Err(SourceError::Unavailable { path: location_dir });
+        }
+        Ok(location_dir
+            .join("clips")
+            .join(date.to_string())
+            .join(&clip.name))
     }
 
     /// The workers of a location with their samples: `workers.csv` gives ids and names; sample
@@ -186,6 +256,64 @@ impl LocalSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn clip(name: &str, date: &str) -> ClipRef {
+        ClipRef {
+            key: format!("k/{date}/{name}"),
+            name: name.into(),
+            date: date.into(),
+            transaction_id: None,
+            size: 1,
+            version: "1-1".into(),
+            location: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_message_cannot_name_a_file_outside_the_clips_folder() {
+        let root = std::env::temp_dir().join(format!("resolve-{}", std::process::id()));
+        let loc = "8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e";
+        std::fs::create_dir_all(root.join(loc)).unwrap();
+        let source = LocalSource::new(&root);
+        let ok = source.resolve(loc, &clip("a.wav", "2025-10-06")).unwrap();
+        assert_eq!(ok, root.join(loc).join("clips/2025-10-06/a.wav"));
+        for (name, date) in [
+            ("../../etc/passwd", "2025-10-06"),
+            ("..", "2025-10-06"),
+            ("a/b.wav", "2025-10-06"),
+            ("", "2025-10-06"),
+            ("a.wav", "../2025"),
+        ] {
+            let e = source.resolve(loc, &clip(name, date)).unwrap_err();
+            assert!(
+                matches!(e, SourceError::BadClip { .. }),
+                "{name} {date}: {e}"
+            );
+        }
+        assert!(
+            source
+                .resolve("../x", &clip("a.wav", "2025-10-06"))
+                .is_err()
+        );
+        let missing = source
+            .resolve(
+                "00000000-0000-0000-0000-000000000000",
+                &clip("a.wav", "2025-10-06"),
+            )
+            .unwrap_err();
+        assert!(missing.is_transient(), "{missing}");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn message_ids_follow_the_content() {
+        let a = clip("a.wav", "2025-10-06");
+        let mut changed = a.clone();
+        changed.version = "2-1".into();
+        assert_eq!(a.message_id(), clip("a.wav", "2025-10-06").message_id());
+        assert_ne!(a.message_id(), changed.message_id());
+        assert_ne!(a.message_id(), clip("b.wav", "2025-10-06").message_id());
+    }
 
     #[test]
     fn names_match_ignoring_case_and_spaces() {

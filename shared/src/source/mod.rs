@@ -9,5 +9,5 @@
 mod ids;
 mod local;
 
-pub use ids::{CivilDate, DateRange, first_uuid, is_uuid};
+pub use ids::{CivilDate, DateRange, first_uuid, is_uuid, new_job_id};
 pub use local::{ClipRef, LocalSource, SourceError};

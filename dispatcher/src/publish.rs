@@ -1,0 +1,147 @@
+//! `dispatcher run` with a broker (AMQP_URL): record the job in Postgres, publish one task per
+//! clip with confirms, and with `--wait` follow the job until the reducer closes it.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+use shared::config::{Secret, Settings};
+use shared::distributed::Shutdown;
+use shared::distributed::dispatch::{plan, publish_job, wait_for_job};
+use shared::source::{DateRange, LocalSource, new_job_id};
+use shared::store::{JobRow, Store};
+
+use crate::Failure;
+use crate::cli::RunArgs;
+use crate::run::{print_dry_run, print_outcomes};
+
+pub fn run(
+    settings: &Settings,
+    amqp_url: Secret,
+    source: &LocalSource,
+    location: &str,
+    dates: DateRange,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    let Some(database_url) = settings.database_url.clone() else {
+        return Err(Failure::Usage(
+            "AMQP_URL is set, so DATABASE_URL is needed too: jobs and results live in Postgres"
+                .into(),
+        )
+        .into());
+    };
+    let store = Store::connect(&database_url).map_err(|e| Failure::Usage(e.to_string()))?;
+    // Before anything is published: a location nobody can be matched against is a mistake.
+    let workers = source.workers(location)?;
+    if !workers.iter().any(|w| !w.samples.is_empty()) {
+        anyhow::bail!(
+            "location {location} has no worker with a voice sample under {}: nothing was published",
+            source.root.join(location).join("voice_samples").display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        store.migrate().await.context("preparing the database")?;
+        let job_id = new_job_id();
+        let plan = plan(source, &store, location, &dates, &job_id, args.force).await?;
+        if args.dry_run {
+            print_dry_run(&plan.tasks, plan.skipped, "published");
+            return Ok(());
+        }
+        if plan.tasks.is_empty() {
+            println!(
+                "nothing to do: no clips for {dates}, or all {} already done (--force redoes them)",
+                plan.skipped
+            );
+            return Ok(());
+        }
+        tracing::info!(job = %job_id, location, %dates, clips = plan.tasks.len(), "job started");
+        let published = publish_job(&amqp_url, &store, &plan, location, &dates).await?;
+        println!(
+            "job {job_id}: {published} clip(s) published to voice.clips, {} already done",
+            plan.skipped
+        );
+        if !args.wait {
+            return Ok(());
+        }
+        let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
+        let mut bar = ProgressBar::new();
+        let job = wait_for_job(&store, &job_id, &shutdown, |job| bar.show(job)).await?;
+        bar.finish();
+        match job {
+            Some(job) if job.status == "completed" => {
+                print_job(&job);
+                Ok(())
+            }
+            Some(job) if job.is_open() => {
+                anyhow::bail!("stopped waiting; job {job_id} goes on without this dispatcher")
+            }
+            Some(job) => {
+                print_job(&job);
+                anyhow::bail!("job {job_id} ended {}", job.status)
+            }
+            None => anyhow::bail!("job {job_id} is no longer in voice_jobs"),
+        }
+    })
+}
+
+/// `[#########...........]  92/200 done   3 failed  80 matched` on one terminal line, redrawn;
+/// a plain line per change when stderr is not a terminal.
+struct ProgressBar {
+    tty: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, job: &JobRow) {
+        const WIDTH: i32 = 30;
+        let filled = if job.total > 0 {
+            (job.done.min(job.total) * WIDTH / job.total).max(0)
+        } else {
+            WIDTH
+        };
+        let line = format!(
+            "[{}{}] {:>5}/{} done {:>5} failed {:>5} matched",
+            "#".repeat(filled as usize),
+            ".".repeat((WIDTH - filled) as usize),
+            job.done,
+            job.total,
+            job.failed,
+            job.matched
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = if self.tty {
+            write!(err, "\r{line}")
+        } else {
+            writeln!(err, "{line}")
+        };
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    fn finish(&self) {
+        if self.tty && self.drawn {
+            eprintln!();
+        }
+    }
+}
+
+fn print_job(job: &JobRow) {
+    println!();
+    println!("job {}  {}", job.job_id, job.status);
+    println!(
+        "  clips          {:>6}   (skipped, already done: {})",
+        job.total, job.skipped
+    );
+    print_outcomes([job.matched, job.no_match, job.no_speech, job.failed]);
+}

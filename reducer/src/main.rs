@@ -1,0 +1,71 @@
+//! The reducer: consumes clip results from RabbitMQ and writes them to Postgres, idempotently,
+//! in batches; keeps each job's counters and closes the job when its last result is in.
+//!
+//! Exit codes: 0 after SIGTERM/SIGINT, 1 a fatal error, 2 bad settings.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
+use clap::Parser;
+use shared::distributed::Shutdown;
+use shared::distributed::reducer::ReducerService;
+use shared::service::{ServiceArgs, usage};
+use shared::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "reducer", version)]
+struct Cli {
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run(&cli.service).unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
+    let settings = match shared::service::start(args) {
+        Ok(settings) => settings,
+        Err(code) => return Ok(code),
+    };
+    let (Some(amqp_url), Some(database_url)) =
+        (settings.amqp_url.clone(), settings.database_url.clone())
+    else {
+        return Ok(usage(
+            "the reducer moves results from RabbitMQ to Postgres: set AMQP_URL and DATABASE_URL",
+        ));
+    };
+    let store = match Store::connect(&database_url) {
+        Ok(store) => store,
+        Err(e) => return Ok(usage(&e.to_string())),
+    };
+    shared::service::runtime()
+        .context("starting the async runtime")?
+        .block_on(async {
+            let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
+            // The database may start after us (compose, a restart): wait for it, within reason.
+            let migrated = (|| store.migrate())
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_max_delay(Duration::from_secs(5))
+                        .with_max_times(30),
+                )
+                .notify(
+                    |e, wait| tracing::warn!(error = %e, retry_in = ?wait, "database not ready"),
+                );
+            tokio::select! {
+                done = migrated => done.context("migrating the database")?,
+                () = shutdown.wait() => return anyhow::Ok(()),
+            }
+            ReducerService::new(amqp_url, store).run(shutdown).await;
+            anyhow::Ok(())
+        })?;
+    tracing::info!("reducer stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,202 @@
+//! The dispatcher's side of distributed mode: plan the job's tasks against the store, record
+//! the job, publish with confirms, and follow the job until the reducer closes it.
+
+use std::time::Duration;
+
+use super::Shutdown;
+use crate::config::Secret;
+use crate::pipeline::ClipTask;
+use crate::queue::topology::CLIPS;
+use crate::queue::{Broker, BrokerError, Outgoing, encode, properties, task_headers};
+use crate::source::{DateRange, LocalSource, SourceError};
+use crate::store::{JobRow, NewJob, Store, StoreError};
+
+/// Publishing is retried this many times (reconnecting in between) before the job is failed.
+const PUBLISH_ROUNDS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("{published} of {planned} clip(s) were published; the rest could not be: {last_error}")]
+    Incomplete {
+        published: usize,
+        planned: usize,
+        last_error: String,
+    },
+}
+
+pub struct Plan {
+    pub tasks: Vec<ClipTask>,
+    /// Clips that already have a completed result (not re-done without `force`).
+    pub skipped: usize,
+}
+
+/// The tasks of every day of `dates`, less the clips the store already has a completed result
+/// for (unless `force`).
+pub async fn plan(
+    source: &LocalSource,
+    store: &Store,
+    location: &str,
+    dates: &DateRange,
+    job_id: &str,
+    force: bool,
+) -> Result<Plan, DispatchError> {
+    let mut clips = Vec::new();
+    for day in dates.days() {
+        clips.extend(source.list_clips(location, day)?);
+    }
+    let done = if force || clips.is_empty() {
+        Default::default()
+    } else {
+        let keys: Vec<String> = clips.iter().map(|c| c.key.clone()).collect();
+        store.completed_clips(&keys).await?
+    };
+    let before = clips.len();
+    let tasks: Vec<ClipTask> = clips
+        .into_iter()
+        .filter(|c| !done.contains(&c.key))
+        .map(|clip| ClipTask {
+            job_id: job_id.to_string(),
+            location_id: location.to_string(),
+            clip,
+            attempt: 1,
+        })
+        .collect();
+    Ok(Plan {
+        skipped: before - tasks.len(),
+        tasks,
+    })
+}
+
+/// Records the job and publishes its tasks; a task counts only once the broker confirmed it.
+/// Returns how many were published. If some never could be, the job's total is cut to what
+/// was published (so the job can still close) and the error says how many are missing.
+pub async fn publish_job(
+    amqp_url: &Secret,
+    store: &Store,
+    plan: &Plan,
+    location: &str,
+    dates: &DateRange,
+) -> Result<usize, DispatchError> {
+    let Some(first) = plan.tasks.first() else {
+        return Ok(0);
+    };
+    let job_id = first.job_id.as_str();
+    let (from, to) = (dates.start.to_string(), dates.end.to_string());
+    store
+        .create_job(&NewJob {
+            job_id,
+            location_id: location,
+            date_from: &from,
+            date_to: &to,
+            total: i32::try_from(plan.tasks.len()).unwrap_or(i32::MAX),
+            skipped: i32::try_from(plan.skipped).unwrap_or(i32::MAX),
+        })
+        .await?;
+
+    let bodies = plan
+        .tasks
+        .iter()
+        .map(encode)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(BrokerError::from)?;
+    let mut pending: Vec<usize> = (0..plan.tasks.len()).collect();
+    let mut last_error = String::new();
+    let name = format!("voice-dispatcher-{}", std::process::id());
+    for round in 0..PUBLISH_ROUNDS {
+        let broker = match Broker::connect_retrying(amqp_url, &name, Some(3)).await {
+            Ok(b) => b,
+            Err(e) => {
+                last_error = e.to_string();
+                continue;
+            }
+        };
+        let outcomes = broker
+            .publish_all(pending.iter().map(|&i| {
+                let task = &plan.tasks[i];
+                Outgoing::to_queue(
+                    CLIPS,
+                    &bodies[i],
+                    properties(
+                        &task.clip.message_id(),
+                        &task.job_id,
+                        task_headers(task, None),
+                    ),
+                )
+            }))
+            .await;
+        broker.close().await;
+        let mut failed = Vec::new();
+        for (i, outcome) in pending.iter().zip(outcomes) {
+            if let Err(e) = outcome {
+                last_error = e.to_string();
+                failed.push(*i);
+            }
+        }
+        if !failed.is_empty() {
+            tracing::warn!(round, failed = failed.len(), error = %last_error, "some clips were not confirmed; publishing them again");
+        }
+        pending = failed;
+        if pending.is_empty() {
+            break;
+        }
+    }
+    let published = plan.tasks.len() - pending.len();
+    if pending.is_empty() {
+        return Ok(published);
+    }
+    store
+        .set_job_total(job_id, i32::try_from(published).unwrap_or(i32::MAX))
+        .await?;
+    if published == 0 {
+        store.end_job(job_id, "failed", &last_error).await?;
+    }
+    Err(DispatchError::Incomplete {
+        published,
+        planned: plan.tasks.len(),
+        last_error,
+    })
+}
+
+/// Polls the job until it is closed (or `shutdown`), calling `progress` whenever its counters
+/// move. A database that is briefly away is waited for, not an error.
+pub async fn wait_for_job(
+    store: &Store,
+    job_id: &str,
+    shutdown: &Shutdown,
+    mut progress: impl FnMut(&JobRow),
+) -> Result<Option<JobRow>, StoreError> {
+    let mut last: Option<JobRow> = None;
+    let mut failures = 0u32;
+    loop {
+        match store.job(job_id).await {
+            Ok(Some(job)) => {
+                failures = 0;
+                if last.as_ref() != Some(&job) {
+                    progress(&job);
+                }
+                if !job.is_open() {
+                    return Ok(Some(job));
+                }
+                last = Some(job);
+            }
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "reading the job's progress failed; still waiting");
+                if failures > 120 {
+                    return Err(e);
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = shutdown.wait() => return Ok(last),
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The worker service: consumes `voice.clips`, runs each clip through the shared
+//! [`ClipProcessor`], publishes the result on `voice.results` and only then acks the task.
+//!
+//! Up to `prefetch` clips are in flight at once, each in its own task; their embeddings share
+//! the one batcher. A transient failure goes to a delay queue for a later try; a permanent one
+//! is a `failed` result. On shutdown it stops consuming, finishes what it holds (or leaves it
+//! unacked, so the broker hands it to another worker) and returns.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_lite::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
+use lapin::types::FieldTable;
+use tokio::task::JoinSet;
+
+use super::{Shutdown, poison, reconnecting};
+use crate::config::Secret;
+use crate::matching::{Profile, enroll_with};
+use crate::pipeline::{ClipProcessor, ClipResult, ClipTask};
+use crate::queue::topology::{CLIPS, RESULTS, retry_queue};
+use crate::queue::{
+    Broker, BrokerError, Outgoing, decode, encode, properties, result_headers, task_headers,
+};
+use crate::source::{LocalSource, SourceError};
+
+/// How long a stopping worker waits for its clips in flight before leaving them to the broker.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct WorkerService {
+    pub amqp_url: Secret,
+    pub source: LocalSource,
+    pub processor: Arc<ClipProcessor>,
+    /// Clips in flight (VOICE_PARALLEL_WORKERS): the consumer's prefetch.
+    pub prefetch: u16,
+    pub profiles: ProfileCache,
+}
+
+/// What became of one clip task.
+enum Outcome {
+    Result(Box<ClipResult>),
+    /// Worth another try later: the stable kind and the message.
+    Transient(&'static str, String),
+}
+
+impl WorkerService {
+    pub fn new(
+        amqp_url: Secret,
+        source: LocalSource,
+        processor: ClipProcessor,
+        prefetch: u16,
+    ) -> Self {
+        Self {
+            amqp_url,
+            source,
+            processor: Arc::new(processor),
+            prefetch: prefetch.max(1),
+            profiles: ProfileCache::default(),
+        }
+    }
+
+    /// Consumes until `shutdown`, reconnecting to the broker whenever it goes away.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let name = format!("voice-worker-{}", std::process::id());
+        reconnecting(&self.amqp_url, &name, &shutdown, |broker| {
+            let me = Arc::clone(&self);
+            let (name, shutdown) = (name.clone(), shutdown.clone());
+            async move { me.consume(&broker, &name, &shutdown).await }
+        })
+        .await;
+    }
+
+    /// One connection's life: `Ok` after a clean shutdown, `Err` when the broker went away.
+    async fn consume(
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
+        tag: &str,
+        shutdown: &Shutdown,
+    ) -> Result<(), BrokerError> {
+        let (channel, mut consumer) = broker.consume(CLIPS, self.prefetch, tag).await?;
+        tracing::info!(prefetch = self.prefetch, "consuming {CLIPS}");
+        let mut in_flight = JoinSet::new();
+        let lost = loop {
+            tokio::select! {
+                () = shutdown.wait() => break None,
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let (me, broker) = (Arc::clone(self), Arc::clone(broker));
+                        in_flight.spawn(async move { me.handle(&broker, delivery).await });
+                    }
+                    Some(Err(e)) => break Some(BrokerError::from(e)),
+                    None => break Some(BrokerError::Cancelled),
+                },
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            }
+        };
+        match lost {
+            None => {
+                // Stop taking new clips, then let those in hand finish.
+                let _ = channel
+                    .basic_cancel(tag.into(), BasicCancelOptions::default())
+                    .await;
+                tracing::info!(in_flight = in_flight.len(), "draining the clips in flight");
+                let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+                    while in_flight.join_next().await.is_some() {}
+                })
+                .await;
+                if drained.is_err() {
+                    tracing::warn!(
+                        left = in_flight.len(),
+                        "drain timed out: the broker hands the rest to another worker"
+                    );
+                }
+                let _ = channel.close(200, "worker stopping".into()).await;
+                Ok(())
+            }
+            Some(e) => {
+                // Their acks cannot reach the broker any more: it redelivers those clips, and
+                // the reducer's upsert makes any result published twice harmless.
+                while in_flight.join_next().await.is_some() {}
+                Err(e)
+            }
+        }
+    }
+
+    async fn handle(&self, broker: &Broker, delivery: Delivery) {
+        match self.settle(broker, &delivery).await {
+            Ok(()) => {
+                if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                    tracing::warn!(error = %e, "ack failed: the clip will be delivered again");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not hand the clip on: returning it to the queue");
+                let _ = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Everything up to (not including) the ack: once this returns `Ok`, the clip's outcome is
+    /// safely with the broker.
+    async fn settle(&self, broker: &Broker, delivery: &Delivery) -> Result<(), BrokerError> {
+        let task: ClipTask = match decode(&delivery.data) {
+            Ok(task) => task,
+            Err(e) => return poison::settle(broker, delivery, CLIPS, &e).await,
+        };
+        let model = self.processor.batcher.manifest().id.clone();
+        let result = match self.run_task(&task).await {
+            Outcome::Result(result) => result,
+            Outcome::Transient(kind, error) => match retry_queue(task.attempt) {
+                Some(queue) => {
+                    tracing::warn!(clip = %task.clip.key, attempt = task.attempt, kind, %error, "transient failure: trying again later");
+                    let next = ClipTask {
+                        attempt: task.attempt + 1,
+                        ..task.clone()
+                    };
+                    let headers = task_headers(&next, Some(kind));
+                    return publish(broker, &queue, &encode(&next)?, &next, headers).await;
+                }
+                None => {
+                    tracing::error!(clip = %task.clip.key, attempt = task.attempt, kind, %error, "giving up on the clip");
+                    let error = format!("gave up after {} tries: {error}", task.attempt);
+                    broker
+                        .dead_letter(delivery, CLIPS, "retries_exhausted", &error)
+                        .await?;
+                    Box::new(ClipResult::failed(&task, &model, kind, error))
+                }
+            },
+        };
+        log_result(&result);
+        let headers = result_headers(&result);
+        publish(broker, RESULTS, &encode(&*result)?, &task, headers).await
+    }
+
+    async fn run_task(&self, task: &ClipTask) -> Outcome {
+        let model = self.processor.batcher.manifest().id.clone();
+        let failed = |kind: &str, e: String| {
+            Outcome::Result(Box::new(ClipResult::failed(task, &model, kind, e)))
+        };
+        let path = match self.source.resolve(&task.location_id, &task.clip) {
+            Ok(path) => path,
+            Err(e) if e.is_transient() => {
+                return Outcome::Transient("source_unavailable", e.to_string());
+            }
+            Err(e) => return failed("bad_clip", e.to_string()),
+        };
+        let profiles = match self
+            .profiles
+            .get(&self.source, &self.processor, &task.location_id)
+            .await
+        {
+            Ok(profiles) => profiles,
+            Err(ProfileError::Source(e)) if e.is_transient() => {
+                return Outcome::Transient("source_unavailable", e.to_string());
+            }
+            Err(ProfileError::Model(e)) => return Outcome::Transient("model", e),
+            Err(e) => return failed("no_profiles", e.to_string()),
+        };
+        let processor = Arc::clone(&self.processor);
+        let owned = task.clone();
+        match tokio::task::spawn_blocking(move || processor.process(&owned, &path, &profiles)).await
+        {
+            Ok(result) => Outcome::Result(Box::new(result)),
+            Err(e) => failed("internal", format!("clip processing stopped: {e}")),
+        }
+    }
+}
+
+/// Publishes what became of `task` (its retry, or its result) under the task's ids.
+async fn publish(
+    broker: &Broker,
+    queue: &str,
+    body: &[u8],
+    task: &ClipTask,
+    headers: FieldTable,
+) -> Result<(), BrokerError> {
+    let properties = properties(&task.clip.message_id(), &task.job_id, headers);
+    broker
+        .publish(Outgoing::to_queue(queue, body, properties))
+        .await
+}
+
+fn log_result(r: &ClipResult) {
+    match &r.error {
+        Some(error) => {
+            tracing::warn!(clip = %r.clip_key, kind = r.error_kind.as_deref().unwrap_or("-"), %error, "clip failed")
+        }
+        None => tracing::info!(
+            clip = %r.clip_key,
+            status = r.status.as_str(),
+            worker = r.worker_name.as_deref().unwrap_or("-"),
+            ms = r.timings_ms.total,
+            "clip done"
+        ),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("speaker model: {0}")]
+    Model(String),
+    #[error("location {0} has no worker with a usable voice sample")]
+    NoWorkers(String),
+}
+
+/// Voice profiles per location, enrolled on first use and again whenever the location's
+/// samples change (a new, removed or rewritten file).
+#[derive(Default)]
+pub struct ProfileCache {
+    by_location: tokio::sync::Mutex<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    fingerprint: Vec<(String, PathBuf, u64, SystemTime)>,
+    profiles: Arc<Vec<Profile>>,
+}
+
+impl ProfileCache {
+    pub async fn get(
+        &self,
+        source: &LocalSource,
+        processor: &ClipProcessor,
+        location: &str,
+    ) -> Result<Arc<Vec<Profile>>, ProfileError> {
+        let enrollees = source.workers(location)?;
+        let fingerprint: Vec<_> = enrollees
+            .iter()
+            .flat_map(|e| e.samples.iter().map(move |p| (e, p)))
+            .map(|(e, p)| {
+                let meta = std::fs::metadata(p).ok();
+                (
+                    e.worker_id.clone(),
+                    p.clone(),
+                    meta.as_ref().map_or(0, std::fs::Metadata::len),
+                    meta.and_then(|m| m.modified().ok())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                )
+            })
+            .collect();
+        // Held across enrollment: clips of a new location wait for one enrollment, not run many.
+        let mut cache = self.by_location.lock().await;
+        if let Some(hit) = cache.get(location).filter(|c| c.fingerprint == fingerprint) {
+            return Ok(Arc::clone(&hit.profiles));
+        }
+        let batcher = processor.batcher.clone();
+        let rate = batcher.manifest().sample_rate;
+        let enrollment = tokio::task::spawn_blocking(move || {
+            enroll_with(rate, &enrollees, |requests| {
+                batcher.embed_requests(requests)
+            })
+        })
+        .await
+        .map_err(|e| ProfileError::Model(e.to_string()))?
+        .map_err(ProfileError::Model)?;
+        for e in &enrollment.unreadable {
+            tracing::warn!(error = %e, "voice sample skipped");
+        }
+        if enrollment.profiles.is_empty() {
+            return Err(ProfileError::NoWorkers(location.to_string()));
+        }
+        tracing::info!(
+            location,
+            workers = enrollment.profiles.len(),
+            "voice profiles enrolled"
+        );
+        let profiles = Arc::new(enrollment.profiles);
+        cache.insert(
+            location.to_string(),
+            Cached {
+                fingerprint,
+                profiles: Arc::clone(&profiles),
+            },
+        );
+        Ok(profiles)
+    }
+}

@@ -1,0 +1,310 @@
+//! A connection to RabbitMQ with one publisher-confirm channel: every publish here returns only
+//! once the broker has taken the message (or said it cannot).
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{Confirmation, PublisherConfirm};
+
+use super::{CONTENT_TYPE, topology};
+use crate::config::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The URL is shown without its password.
+    #[error("cannot reach the broker at {url}: {source}")]
+    Connect { url: String, source: lapin::Error },
+    #[error("broker: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker refused a message for {queue}")]
+    Nacked { queue: String },
+    #[error("no queue takes messages routed to {queue}")]
+    Unroutable { queue: String },
+    #[error("the broker cancelled the consumer")]
+    Cancelled,
+    #[error(transparent)]
+    Encode(#[from] super::MessageError),
+}
+
+/// Where a message goes and what it carries.
+pub struct Outgoing<'a> {
+    /// "" for the default exchange, where the routing key is the queue's name.
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    pub properties: BasicProperties,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A message for `queue` through the default exchange.
+    pub fn to_queue(queue: &'a str, body: &'a [u8], properties: BasicProperties) -> Self {
+        Self {
+            exchange: "",
+            routing_key: queue,
+            body,
+            properties,
+        }
+    }
+}
+
+/// Persistent MessagePack with the ids and readable headers of DESIGN §8.
+pub fn properties(message_id: &str, correlation_id: &str, headers: FieldTable) -> BasicProperties {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    BasicProperties::default()
+        .with_content_type(CONTENT_TYPE.into())
+        .with_delivery_mode(2)
+        .with_message_id(short(message_id))
+        .with_correlation_id(short(correlation_id))
+        .with_timestamp(now)
+        .with_headers(headers)
+}
+
+/// AMQP short strings hold 255 bytes; longer values are cut at a character boundary.
+fn short(value: &str) -> ShortString {
+    let mut end = value.len().min(255);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    ShortString::from(&value[..end])
+}
+
+pub fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+/// A header as text, whatever string type the sender used.
+pub fn header_text(properties: &BasicProperties, key: &str) -> Option<String> {
+    match properties.headers().as_ref()?.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// A header as a number, whatever integer type the sender (or the broker) used.
+pub fn header_number(properties: &BasicProperties, key: &str) -> Option<i64> {
+    match properties.headers().as_ref()?.inner().get(key)? {
+        AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).parse().ok(),
+        _ => None,
+    }
+}
+
+pub struct Broker {
+    connection: Connection,
+    publisher: Channel,
+}
+
+impl Broker {
+    /// One attempt: connect, declare the topology, open the confirm channel.
+    pub async fn connect(url: &Secret, name: &str) -> Result<Self, BrokerError> {
+        let connect_error = |source| BrokerError::Connect {
+            url: url.redacted(),
+            source,
+        };
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        let connection = Connection::connect(url.expose(), properties)
+            .await
+            .map_err(connect_error)?;
+        let publisher = connection.create_channel().await?;
+        topology::declare(&publisher).await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self {
+            connection,
+            publisher,
+        })
+    }
+
+    /// Connects, retrying with a growing delay (capped at 10 s) for as long as it takes, or
+    /// `attempts` times; each failure is logged.
+    pub async fn connect_retrying(
+        url: &Secret,
+        name: &str,
+        attempts: Option<usize>,
+    ) -> Result<Self, BrokerError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .with_jitter();
+        let backoff = match attempts {
+            Some(n) => backoff.with_max_times(n.saturating_sub(1)),
+            None => backoff.without_max_times(),
+        };
+        (|| Self::connect(url, name))
+            .retry(backoff)
+            .notify(|e, wait| tracing::warn!(error = %e, retry_in = ?wait, "broker not reachable"))
+            .await
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+
+    /// Publishes and waits for the broker's confirm.
+    pub async fn publish(&self, message: Outgoing<'_>) -> Result<(), BrokerError> {
+        let queue = message.routing_key.to_string();
+        let confirm = self.send(message).await?;
+        check(confirm.await?, &queue)
+    }
+
+    /// Publishes everything first and then collects the confirms: the broker confirms in
+    /// batches, so this is far faster than one round trip per message. One result per message.
+    pub async fn publish_all<'a>(
+        &self,
+        messages: impl IntoIterator<Item = Outgoing<'a>>,
+    ) -> Vec<Result<(), BrokerError>> {
+        let mut pending = Vec::new();
+        for message in messages {
+            let queue = message.routing_key.to_string();
+            pending.push((queue, self.send(message).await));
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        for (queue, sent) in pending {
+            results.push(match sent {
+                Ok(confirm) => match confirm.await {
+                    Ok(confirmation) => check(confirmation, &queue),
+                    Err(e) => Err(e.into()),
+                },
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+
+    async fn send(&self, message: Outgoing<'_>) -> Result<PublisherConfirm, BrokerError> {
+        Ok(self
+            .publisher
+            .basic_publish(
+                message.exchange.into(),
+                message.routing_key.into(),
+                // Mandatory: a message no queue takes comes back instead of vanishing.
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                message.body,
+                message.properties,
+            )
+            .await?)
+    }
+
+    /// A plain channel on this connection (inspection, `basic_get`).
+    pub async fn channel(&self) -> Result<Channel, BrokerError> {
+        Ok(self.connection.create_channel().await?)
+    }
+
+    /// A consumer on its own channel, with at most `prefetch` unacknowledged deliveries.
+    pub async fn consume(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        tag: &str,
+    ) -> Result<(Channel, Consumer), BrokerError> {
+        let channel = self.connection.create_channel().await?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok((channel, consumer))
+    }
+
+    /// Messages ready in `queue` (not counting those delivered and not yet acknowledged).
+    pub async fn ready_messages(&self, queue: &str) -> Result<u32, BrokerError> {
+        let channel = self.connection.create_channel().await?;
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "done".into()).await;
+        Ok(declared.message_count())
+    }
+
+    /// Sends `delivery` on to `routing_key` through `exchange` with `headers` added (replacing
+    /// those of the same name); body and the other properties unchanged.
+    pub async fn forward(
+        &self,
+        delivery: &Delivery,
+        exchange: &str,
+        routing_key: &str,
+        headers: &[(&str, AMQPValue)],
+    ) -> Result<(), BrokerError> {
+        let mut table = delivery.properties.headers().clone().unwrap_or_default();
+        for (key, value) in headers {
+            table.insert((*key).into(), value.clone());
+        }
+        self.publish(Outgoing {
+            exchange,
+            routing_key,
+            body: &delivery.data,
+            properties: delivery.properties.clone().with_headers(table),
+        })
+        .await
+    }
+
+    /// Puts `delivery` in its queue's dead-letter queue with the reason an operator reads there.
+    pub async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        queue: &str,
+        reason: &str,
+        error: &str,
+    ) -> Result<(), BrokerError> {
+        self.forward(
+            delivery,
+            topology::DEAD_LETTER_EXCHANGE,
+            &topology::dead_letter_queue(queue),
+            &[
+                ("dead_reason", text(reason)),
+                ("dead_error", text(error)),
+                ("dead_from", text(queue)),
+            ],
+        )
+        .await
+    }
+
+    pub async fn close(&self) {
+        let _ = self.connection.close(200, "shutting down".into()).await;
+    }
+}
+
+fn check(confirmation: Confirmation, queue: &str) -> Result<(), BrokerError> {
+    match confirmation {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(BrokerError::Unroutable {
+            queue: queue.to_string(),
+        }),
+        Confirmation::Nack(_) => Err(BrokerError::Nacked {
+            queue: queue.to_string(),
+        }),
+    }
+}

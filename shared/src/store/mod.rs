@@ -1,0 +1,328 @@
+//! The Postgres store (DESIGN §9): jobs, clip results, voice profiles.
+//!
+//! Every statement goes through `query_typed`: unnamed statements with declared parameter
+//! types, one round trip, and nothing prepared by name — which Supabase's transaction pooler
+//! (PgBouncer in transaction mode) requires.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Row};
+
+use crate::config::Secret;
+use crate::pipeline::ClipResult;
+
+/// Applied in order, each once, under an advisory lock (several binaries start together).
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_voice_tables.sql"))];
+/// Any fixed number: the advisory lock that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x766f_6963_6531;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The parser's message names the bad part, never the password.
+    #[error("DATABASE_URL is not a Postgres connection string: {0}")]
+    BadUrl(String),
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("database: {0}")]
+    Pool(String),
+    #[error("database: {0}")]
+    Data(String),
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => Self::Db(e),
+            other => Self::Pool(other.to_string()),
+        }
+    }
+}
+
+/// A job as stored: its counters are recounted from the results, so they stay right however
+/// often a result is delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    pub job_id: String,
+    pub status: String,
+    pub total: i32,
+    pub done: i32,
+    pub matched: i32,
+    pub no_match: i32,
+    pub no_speech: i32,
+    pub failed: i32,
+    pub skipped: i32,
+}
+
+impl JobRow {
+    pub fn is_open(&self) -> bool {
+        self.status == "running"
+    }
+
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            job_id: row.try_get("job_id")?,
+            status: row.try_get("status")?,
+            total: row.try_get("total")?,
+            done: row.try_get("done")?,
+            matched: row.try_get("matched")?,
+            no_match: row.try_get("no_match")?,
+            no_speech: row.try_get("no_speech")?,
+            failed: row.try_get("failed")?,
+            skipped: row.try_get("skipped")?,
+        })
+    }
+}
+
+const JOB_COLUMNS: &str =
+    "job_id, status, total, done, matched, no_match, no_speech, failed, skipped";
+
+/// What the dispatcher records before it publishes.
+pub struct NewJob<'a> {
+    pub job_id: &'a str,
+    pub location_id: &'a str,
+    pub date_from: &'a str,
+    pub date_to: &'a str,
+    pub total: i32,
+    pub skipped: i32,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// A pool that connects on first use: a database that is down now is not an error here.
+    pub fn connect(url: &Secret) -> Result<Self, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url.expose())
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        config
+            .application_name("voice-diarization")
+            .connect_timeout(Duration::from_secs(5));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(4)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(5)))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.get().await?.batch_execute("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Creates or updates the tables this system owns.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.query_typed(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[(&MIGRATION_LOCK, Type::INT8)],
+        )
+        .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS voice_schema_migrations (
+                 version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let applied: i32 = tx
+            .query_typed(
+                "SELECT COALESCE(max(version), 0) AS v FROM voice_schema_migrations",
+                &[],
+            )
+            .await?
+            .first()
+            .map(|r| r.try_get("v"))
+            .transpose()?
+            .unwrap_or(0);
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+            tx.batch_execute(sql).await?;
+            tx.query_typed(
+                "INSERT INTO voice_schema_migrations (version) VALUES ($1)",
+                &[(version, Type::INT4)],
+            )
+            .await?;
+            tracing::info!(version, "database migration applied");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_job(&self, job: &NewJob<'_>) -> Result<(), StoreError> {
+        self.pool
+            .get()
+            .await?
+            .query_typed(
+                "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped)
+                 VALUES ($1, $2::uuid, $3::date, $4::date, $5, $6)",
+                &[
+                    (&job.job_id, Type::TEXT),
+                    (&job.location_id, Type::TEXT),
+                    (&job.date_from, Type::TEXT),
+                    (&job.date_to, Type::TEXT),
+                    (&job.total, Type::INT4),
+                    (&job.skipped, Type::INT4),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sets how many clips the job has (fewer than planned when publishing failed); a job whose
+    /// results are all in is closed here, since no further result will come to close it.
+    pub async fn set_job_total(&self, job_id: &str, total: i32) -> Result<JobRow, StoreError> {
+        let sql = format!(
+            "UPDATE voice_jobs SET total = $2, updated_at = now(),
+                 status = CASE WHEN status = 'running' AND done >= $2 THEN 'completed' ELSE status END,
+                 finished_at = CASE WHEN status = 'running' AND done >= $2 THEN now() ELSE finished_at END
+             WHERE job_id = $1 RETURNING {JOB_COLUMNS}"
+        );
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(&sql, &[(&job_id, Type::TEXT), (&total, Type::INT4)])
+            .await?;
+        rows.first()
+            .map(JobRow::from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::Data(format!("job {job_id} is not in voice_jobs")))
+    }
+
+    /// Ends a job that is still running with `status` (`failed`, `timed_out`) and the reason.
+    pub async fn end_job(&self, job_id: &str, status: &str, error: &str) -> Result<(), StoreError> {
+        self.pool
+            .get()
+            .await?
+            .query_typed(
+                "UPDATE voice_jobs SET status = $2, error = $3, finished_at = now(), updated_at = now()
+                 WHERE job_id = $1 AND status = 'running'",
+                &[
+                    (&job_id, Type::TEXT),
+                    (&status, Type::TEXT),
+                    (&error, Type::TEXT),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn job(&self, job_id: &str) -> Result<Option<JobRow>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM voice_jobs WHERE job_id = $1");
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(&sql, &[(&job_id, Type::TEXT)])
+            .await?;
+        rows.first().map(JobRow::from_row).transpose()
+    }
+
+    /// Of `keys`, the clips that already have a completed result (failed ones are retried).
+    pub async fn completed_clips(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(
+                "SELECT clip_key FROM voice_clip_results
+                 WHERE clip_key = ANY($1) AND status <> 'failed'",
+                &[(&keys, Type::TEXT_ARRAY)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>("clip_key").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Upserts `results` by clip and recounts their jobs, in one transaction; returns the jobs
+    /// touched. Writing the same results again changes nothing. A result never replaces one
+    /// from a job started later (a late redelivery after a `--force` re-run).
+    pub async fn write_results(&self, results: &[ClipResult]) -> Result<Vec<JobRow>, StoreError> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One row per clip: ON CONFLICT cannot touch a row twice in one statement.
+        let mut seen = HashSet::new();
+        let unique: Vec<&ClipResult> = results
+            .iter()
+            .rev()
+            .filter(|r| seen.insert(r.clip_key.as_str()))
+            .collect();
+        let json = serde_json::to_value(&unique).map_err(|e| StoreError::Data(e.to_string()))?;
+        let mut jobs: Vec<String> = unique.iter().map(|r| r.job_id.clone()).collect();
+        jobs.sort();
+        jobs.dedup();
+
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.query_typed(
+            UPSERT_RESULTS,
+            &[(&json as &(dyn ToSql + Sync), Type::JSONB)],
+        )
+        .await?;
+        let rows = tx
+            .query_typed(RECOUNT_JOBS, &[(&jobs, Type::TEXT_ARRAY)])
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(JobRow::from_row).collect()
+    }
+}
+
+const UPSERT_RESULTS: &str = "
+INSERT INTO voice_clip_results AS v (
+    clip_key, job_id, location_id, clip_date, clip_name, transaction_id, status,
+    worker_id, worker_name, score, margin, speakers, turns, audio_s, model,
+    error_kind, error, attempts, timings_ms)
+SELECT r->>'clip_key', r->>'job_id', (r->>'location_id')::uuid, (r->>'date')::date,
+       r->>'clip', (r->>'transaction_id')::uuid, r->>'status',
+       r->>'worker_id', r->>'worker_name', (r->>'score')::real, (r->>'margin')::real,
+       COALESCE(r->'speakers', '[]'), COALESCE(r->'turns', '[]'),
+       COALESCE((r->>'audio_s')::float8, 0), r->>'model',
+       r->>'error_kind', r->>'error', COALESCE((r->>'attempts')::int, 1), r->'timings_ms'
+FROM jsonb_array_elements($1) AS input(r)
+ON CONFLICT (clip_key) DO UPDATE SET
+    job_id = EXCLUDED.job_id, location_id = EXCLUDED.location_id,
+    clip_date = EXCLUDED.clip_date, clip_name = EXCLUDED.clip_name,
+    transaction_id = EXCLUDED.transaction_id, status = EXCLUDED.status,
+    worker_id = EXCLUDED.worker_id, worker_name = EXCLUDED.worker_name,
+    score = EXCLUDED.score, margin = EXCLUDED.margin, speakers = EXCLUDED.speakers,
+    turns = EXCLUDED.turns, audio_s = EXCLUDED.audio_s, model = EXCLUDED.model,
+    error_kind = EXCLUDED.error_kind, error = EXCLUDED.error, attempts = EXCLUDED.attempts,
+    timings_ms = EXCLUDED.timings_ms, updated_at = now()
+WHERE v.job_id = EXCLUDED.job_id
+   OR COALESCE((SELECT started_at FROM voice_jobs WHERE job_id = EXCLUDED.job_id), now())
+      >= COALESCE((SELECT started_at FROM voice_jobs WHERE job_id = v.job_id), '-infinity')";
+
+const RECOUNT_JOBS: &str = "
+UPDATE voice_jobs j SET
+    done = c.done, matched = c.matched, no_match = c.no_match,
+    no_speech = c.no_speech, failed = c.failed, updated_at = now(),
+    status = CASE WHEN j.status = 'running' AND c.done >= j.total THEN 'completed' ELSE j.status END,
+    finished_at = CASE WHEN j.status = 'running' AND c.done >= j.total THEN now() ELSE j.finished_at END
+FROM (
+    SELECT job_id,
+           count(*)::int AS done,
+           (count(*) FILTER (WHERE status = 'matched'))::int AS matched,
+           (count(*) FILTER (WHERE status = 'no_match'))::int AS no_match,
+           (count(*) FILTER (WHERE status = 'no_speech'))::int AS no_speech,
+           (count(*) FILTER (WHERE status = 'failed'))::int AS failed
+    FROM voice_clip_results WHERE job_id = ANY($1) GROUP BY job_id
+) c
+WHERE j.job_id = c.job_id
+RETURNING j.job_id, j.status, j.total, j.done, j.matched, j.no_match, j.no_speech, j.failed, j.skipped";

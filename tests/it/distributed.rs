@@ -1,0 +1,540 @@
+//! Distributed mode against the real RabbitMQ and Postgres: the dispatcher, worker and reducer
+//! binaries, a job through them, and the faults they must survive (DESIGN §8, §9).
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use shared::queue::Broker;
+
+use it::{Child, DEMO_LOCATION, Services, TempDir, binary, demo_copies, ort_library, root};
+
+const DATE: &str = "2025-10-06";
+
+/// One deployment: the services of a test, a data root and a folder for the logs.
+struct Deployment {
+    services: Services,
+    data: TempDir,
+    expected: BTreeMap<String, String>,
+    spawned: usize,
+}
+
+impl Deployment {
+    fn new(tag: &str, clips: usize) -> Self {
+        let services = Services::new(tag);
+        let data = TempDir::new(tag);
+        let expected = demo_copies(data.path(), clips, DATE);
+        Self {
+            services,
+            data,
+            expected,
+            spawned: 0,
+        }
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        let mut c = Command::new(binary(bin));
+        c.current_dir(root())
+            .env("AMQP_URL", self.services.amqp_url())
+            .env("DATABASE_URL", self.services.database_url())
+            .env("VOICE_LOCAL_ROOT", self.data.path())
+            .env("ORT_DYLIB_PATH", ort_library())
+            .env("VOICE_ONNX_THREADS", "1")
+            .env("VOICE_PARALLEL_WORKERS", "4")
+            .env("RUST_LOG", "info")
+            .env_remove("VOICE_MODEL")
+            .env_remove("VOICE_SOURCE");
+        c
+    }
+
+    fn spawn(&mut self, bin: &str) -> Child {
+        self.spawned += 1;
+        let log = self.data.path().join(format!("{bin}-{}.log", self.spawned));
+        Child::spawn(self.command(bin), log)
+    }
+
+    fn dispatch(&self, extra: &[&str]) -> Output {
+        self.command("dispatcher")
+            .args(["run", DEMO_LOCATION, DATE])
+            .args(extra)
+            .output()
+            .unwrap_or_else(|e| panic!("dispatcher: {e}"))
+    }
+
+    fn rows(&self) -> usize {
+        self.services
+            .try_psql("SELECT count(*) FROM voice_clip_results")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits for `rows` result rows (or more).
+    fn wait_for_rows(&self, rows: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.rows() < rows {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {rows} results after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits for the job to close; its `status|total|done|matched|no_match|failed`.
+    fn wait_for_job(&self, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job = self
+                .services
+                .try_psql("SELECT status, total, done, matched, no_match, failed FROM voice_jobs")
+                .unwrap_or_default();
+            if !job.is_empty() && !job.starts_with("running") {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the job did not close within {limit:?}: {job} ({} results)",
+                self.rows()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// The job's counters as they must be for the demo copies, all clips done.
+    fn expected_job(&self) -> String {
+        let count = |f: &dyn Fn(&str) -> bool| self.expected.values().filter(|v| f(v)).count();
+        let failed = count(&|v| v == "failed");
+        let no_match = count(&|v| v == "none");
+        let matched = self.expected.len() - failed - no_match;
+        let n = self.expected.len();
+        format!("completed|{n}|{n}|{matched}|{no_match}|{failed}")
+    }
+
+    /// Exactly one row per clip, each with the right decision.
+    fn check_results(&self) {
+        let rows = self.services.psql(
+            "SELECT clip_name, status, coalesce(worker_name, ''), attempts FROM voice_clip_results ORDER BY 1",
+        );
+        let rows: Vec<Vec<&str>> = rows.lines().map(|l| l.split('|').collect()).collect();
+        assert_eq!(rows.len(), self.expected.len(), "one row per clip");
+        for (row, (name, expected)) in rows.iter().zip(&self.expected) {
+            assert_eq!(row[0], name);
+            let ok = match expected.as_str() {
+                "failed" => row[1] == "failed",
+                "none" => (row[1] == "no_match" || row[1] == "no_speech") && row[2].is_empty(),
+                employee => row[1] == "matched" && row[2] == employee,
+            };
+            assert!(ok, "{name}: expected {expected}, stored {row:?}");
+        }
+    }
+
+    /// Nothing left in any queue, delivered or not.
+    fn check_queues_drained(&self) {
+        // Acks travel asynchronously: give the last ones a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let queues = self.services.queues();
+            let busy: Vec<_> = queues.iter().filter(|(_, (r, u))| r + u > 0).collect();
+            if busy.is_empty() {
+                assert!(queues.contains_key("voice.clips"), "{queues:?}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "messages left: {busy:?}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn two_hundred_clips_through_two_workers_and_the_reducer() {
+    let mut d = Deployment::new("job200", 200);
+    let _reducer = d.spawn("reducer");
+    let _w1 = d.spawn("worker");
+    let _w2 = d.spawn("worker");
+
+    let out = d.dispatch(&["--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("200 clip(s) published"), "{text}");
+    assert!(text.contains("/200 done"), "the progress bar: {text}");
+    assert_eq!(d.wait_for_job(Duration::from_secs(5)), d.expected_job());
+    d.check_results();
+    d.check_queues_drained();
+
+    // Both workers took part. Another run would redo only the failed clips (the unreadable
+    // ones), or all with --force.
+    for log in [&_w1, &_w2] {
+        assert!(log.log_text().contains("clip done"), "{}", log.log_text());
+    }
+    let failed = d.expected.values().filter(|v| *v == "failed").count();
+    let dry = d.dispatch(&["--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let expected = format!(
+        "{failed} clip(s) would be processed, {} already done",
+        200 - failed
+    );
+    assert!(stderr(&dry).contains(&expected), "{}", stderr(&dry));
+    let dry = d.dispatch(&["--dry-run", "--force"]);
+    assert!(
+        stderr(&dry).contains("200 clip(s) would be processed"),
+        "{}",
+        stderr(&dry)
+    );
+    assert_eq!(d.services.psql("SELECT count(*) FROM voice_jobs"), "1");
+}
+
+#[test]
+fn killing_workers_mid_job_loses_and_duplicates_nothing() {
+    let mut d = Deployment::new("sigkill", 60);
+    let _reducer = d.spawn("reducer");
+    let mut steady = d.spawn("worker");
+    let mut victim = d.spawn("worker");
+    let out = d.dispatch(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    for round in 1..=3 {
+        d.wait_for_rows(round * 8, Duration::from_secs(120));
+        victim.signal("KILL");
+        assert_eq!(
+            victim.wait_for_exit(Duration::from_secs(5)),
+            None,
+            "SIGKILL has no exit code"
+        );
+        victim = d.spawn("worker");
+    }
+    // SIGTERM: the worker stops taking clips, finishes those it holds and exits 0.
+    d.wait_for_rows(40, Duration::from_secs(120));
+    steady.signal("TERM");
+    assert_eq!(
+        steady.wait_for_exit(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        steady.log_text()
+    );
+    assert!(steady.log_text().contains("draining the clips in flight"));
+
+    assert_eq!(d.wait_for_job(Duration::from_secs(180)), d.expected_job());
+    d.check_results();
+    d.check_queues_drained();
+    assert!(victim.is_running());
+}
+
+#[test]
+fn a_broker_restart_mid_job_loses_and_duplicates_nothing() {
+    let mut d = Deployment::new("mqrestart", 60);
+    let _reducer = d.spawn("reducer");
+    let _w1 = d.spawn("worker");
+    let _w2 = d.spawn("worker");
+    let out = d.dispatch(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    d.wait_for_rows(10, Duration::from_secs(120));
+    d.services.restart_broker(Duration::from_secs(3));
+
+    assert_eq!(d.wait_for_job(Duration::from_secs(240)), d.expected_job());
+    d.check_results();
+    d.check_queues_drained();
+    for service in [&_reducer, &_w1, &_w2] {
+        assert!(
+            service.log_text().contains("lost the broker; reconnecting"),
+            "{}",
+            service.log_text()
+        );
+    }
+}
+
+#[test]
+fn the_reducer_rides_out_thirty_seconds_without_postgres() {
+    let mut d = Deployment::new("pgstop", 60);
+    let mut reducer = d.spawn("reducer");
+    let _w1 = d.spawn("worker");
+    let _w2 = d.spawn("worker");
+    let out = d.dispatch(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    d.wait_for_rows(10, Duration::from_secs(120));
+    d.services.stop_database();
+    std::thread::sleep(Duration::from_secs(30));
+    d.services.start_database();
+
+    assert_eq!(d.wait_for_job(Duration::from_secs(240)), d.expected_job());
+    d.check_results();
+    d.check_queues_drained();
+    assert!(reducer.is_running());
+    assert!(
+        reducer.log_text().contains("storing results failed"),
+        "{}",
+        reducer.log_text()
+    );
+}
+
+#[test]
+fn distributed_mode_needs_a_database_and_workers_to_match() {
+    let d = Deployment::new("misuse", 2);
+    let out = d
+        .command("dispatcher")
+        .env_remove("DATABASE_URL")
+        .args(["run", DEMO_LOCATION, DATE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("DATABASE_URL"), "{}", stderr(&out));
+
+    // A location without voice samples: nothing is published.
+    std::fs::remove_file(d.data.path().join(DEMO_LOCATION).join("voice_samples")).unwrap();
+    let out = d.dispatch(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was published"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(d.services.queues().values().all(|(r, u)| r + u == 0));
+
+    for bin in ["worker", "reducer"] {
+        let out = d.command(bin).env_remove("AMQP_URL").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bin}: {}", stderr(&out));
+        assert!(stderr(&out).contains("AMQP_URL"), "{bin}: {}", stderr(&out));
+    }
+}
+
+/// Reads the messages of `queue` (removing them) with their headers.
+fn drain_queue(services: &Services, queue: &str) -> Vec<(BTreeMap<String, String>, Vec<u8>)> {
+    use lapin::options::BasicGetOptions;
+    with_broker(services, async |broker| {
+        let channel = broker.channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(m) = channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            let props = &m.delivery.properties;
+            let headers = props
+                .headers()
+                .as_ref()
+                .map(|h| {
+                    h.inner()
+                        .keys()
+                        .map(|k| {
+                            let v = shared::queue::header_text(props, k.as_str())
+                                .or_else(|| {
+                                    shared::queue::header_number(props, k.as_str())
+                                        .map(|n| n.to_string())
+                                })
+                                .unwrap_or_default();
+                            (k.to_string(), v)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((headers, m.delivery.data.clone()));
+        }
+        out
+    })
+}
+
+/// Runs `f` with a connection to the test's vhost (which declares the topology).
+fn with_broker<T>(services: &Services, f: impl AsyncFnOnce(&Broker) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let url = shared::config::Secret::new(services.amqp_url());
+        let broker = Broker::connect(&url, "it").await.unwrap();
+        let out = f(&broker).await;
+        broker.close().await;
+        out
+    })
+}
+
+/// Publishes raw bodies to `queue` as a producer of this system would, headers and all.
+fn publish_raw(services: &Services, queue: &str, bodies: &[(Vec<u8>, u32)]) {
+    with_broker(services, async |broker| {
+        for (body, attempt) in bodies {
+            let mut headers = lapin::types::FieldTable::default();
+            headers.insert("clip".into(), shared::queue::text("poison-test"));
+            headers.insert(
+                "attempt".into(),
+                lapin::types::AMQPValue::LongLongInt(i64::from(*attempt)),
+            );
+            broker
+                .publish(shared::queue::Outgoing::to_queue(
+                    queue,
+                    body,
+                    shared::queue::properties("poison", "job-poison", headers),
+                ))
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn wait_for_queue(services: &Services, queue: &str, messages: u64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let queues = services.queues();
+        if queues
+            .get(queue)
+            .is_some_and(|(ready, _)| *ready >= messages)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{queue} never held {messages}: {queues:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn poison_messages_land_in_the_dead_letter_queues_with_their_reason() {
+    #[derive(serde::Serialize)]
+    struct Envelope<T> {
+        v: u32,
+        body: T,
+    }
+    #[derive(serde::Serialize)]
+    struct Partial {
+        job_id: &'static str,
+    }
+    let mut d = Deployment::new("poison", 11);
+    let mut reducer = d.spawn("reducer");
+    let mut worker = d.spawn("worker");
+    // Topology first: the consumers declare it.
+    wait_for_queue(&d.services, "voice.clips.dlq", 0, Duration::from_secs(30));
+
+    let poison = vec![
+        (b"\x00\x01 not msgpack at all".to_vec(), 1),
+        (
+            rmp_serde::to_vec_named(&Envelope {
+                v: 99,
+                body: Partial { job_id: "x" },
+            })
+            .unwrap(),
+            1,
+        ),
+        (
+            rmp_serde::to_vec_named(&Envelope {
+                v: 1,
+                body: Partial { job_id: "x" },
+            })
+            .unwrap(),
+            1,
+        ),
+    ];
+    publish_raw(&d.services, "voice.clips", &poison);
+    publish_raw(&d.services, "voice.results", &poison);
+    for queue in ["voice.clips.dlq", "voice.results.dlq"] {
+        wait_for_queue(&d.services, queue, 3, Duration::from_secs(60));
+        let dead = drain_queue(&d.services, queue);
+        let mut reasons: Vec<&str> = dead
+            .iter()
+            .map(|(h, _)| h.get("dead_reason").map_or("", String::as_str))
+            .collect();
+        reasons.sort_unstable();
+        assert_eq!(
+            reasons,
+            ["bad_fields", "undecodable", "unknown_schema_version"],
+            "{queue}: {dead:?}"
+        );
+        for (headers, body) in &dead {
+            // After the limit, with the original body and the readable headers kept.
+            assert_eq!(headers["attempt"], "3", "{headers:?}");
+            assert_eq!(headers["clip"], "poison-test");
+            assert!(!headers["dead_error"].is_empty());
+            assert!(poison.iter().any(|(b, _)| b == body));
+        }
+    }
+    assert!(worker.is_running() && reducer.is_running());
+
+    // The consumers carry on with real work.
+    let out = d.dispatch(&["--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(d.wait_for_job(Duration::from_secs(5)), d.expected_job());
+    d.check_results();
+    d.check_queues_drained();
+}
+
+#[test]
+fn transient_failures_wait_in_a_delay_queue_then_give_up_into_the_dlq() {
+    let d = Deployment::new("retry", 1);
+    // This worker's root lacks the location (a volume not mounted): a transient failure.
+    let elsewhere = TempDir::new("retry-empty-root");
+    let mut cmd = d.command("worker");
+    cmd.env("VOICE_LOCAL_ROOT", elsewhere.path());
+    let _worker = Child::spawn(cmd, d.data.path().join("worker.log"));
+    wait_for_queue(&d.services, "voice.clips.dlq", 0, Duration::from_secs(30));
+
+    let task = |attempt: u32| {
+        let source = shared::source::LocalSource::new(d.data.path());
+        let date = shared::source::CivilDate::parse(DATE).unwrap();
+        let clip = source.list_clips(DEMO_LOCATION, date).unwrap().remove(0);
+        let task = shared::pipeline::ClipTask {
+            job_id: "job-retry".into(),
+            location_id: DEMO_LOCATION.into(),
+            clip,
+            attempt,
+        };
+        (shared::queue::encode(&task).unwrap(), attempt)
+    };
+    publish_raw(&d.services, "voice.clips", &[task(1)]);
+    wait_for_queue(
+        &d.services,
+        "voice.clips.retry.10s",
+        1,
+        Duration::from_secs(30),
+    );
+    let delayed = drain_queue(&d.services, "voice.clips.retry.10s");
+    assert_eq!(delayed.len(), 1);
+    assert_eq!(delayed[0].0["attempt"], "2");
+    assert_eq!(delayed[0].0["last_error_kind"], "source_unavailable");
+    let next: shared::pipeline::ClipTask = shared::queue::decode(&delayed[0].1).unwrap();
+    assert_eq!(next.attempt, 2);
+
+    // The last try: the task goes to the DLQ and a `failed` result closes the clip.
+    publish_raw(&d.services, "voice.clips", &[task(4)]);
+    wait_for_queue(&d.services, "voice.clips.dlq", 1, Duration::from_secs(30));
+    wait_for_queue(&d.services, "voice.results", 1, Duration::from_secs(30));
+    let dead = drain_queue(&d.services, "voice.clips.dlq");
+    assert_eq!(dead[0].0["dead_reason"], "retries_exhausted");
+    let results = drain_queue(&d.services, "voice.results");
+    let result: shared::pipeline::ClipResult = shared::queue::decode(&results[0].1).unwrap();
+    assert_eq!(result.status, shared::matching::ClipStatus::Failed);
+    assert_eq!(result.error_kind.as_deref(), Some("source_unavailable"));
+    assert_eq!(result.attempts, 4);
+    assert_eq!(results[0].0["status"], "failed");
+}
+
+/// The delay queue really hands a task back to the work queue after its TTL.
+#[test]
+fn a_delayed_task_comes_back_to_the_work_queue() {
+    let d = Deployment::new("delay", 1);
+    // Declares the topology; nobody consumes voice.clips here.
+    with_broker(&d.services, async |_| ());
+    publish_raw(
+        &d.services,
+        "voice.clips.retry.10s",
+        &[(b"later".to_vec(), 2)],
+    );
+    let started = Instant::now();
+    wait_for_queue(&d.services, "voice.clips", 1, Duration::from_secs(30));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(8),
+        "came back after {waited:?}"
+    );
+    let back = drain_queue(&d.services, "voice.clips");
+    assert_eq!(back[0].1, b"later");
+    assert_eq!(back[0].0["attempt"], "2");
+}
