@@ -5,7 +5,7 @@ DATA ?= ../shared/data/speakerid-dev
 VENV := .cache/venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup build demo test lint eval bench venv model model-check fixtures clean-cache
+.PHONY: setup services build demo test lint eval bench bench-distributed venv model model-check fixtures clean-cache
 
 DEMO_LOCATION := 8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e
 
@@ -20,8 +20,12 @@ build: setup
 demo: setup
 	VOICE_LOCAL_ROOT=demo cargo run --release -q -p dispatcher -- run $(DEMO_LOCATION) 2025-10-06 --force
 
-## The whole test suite (unit and integration, against the real model and runtime)
-test: setup
+## The local PostgreSQL and RabbitMQ the tests and benches use, started if they are not running
+services:
+	@scripts/services.sh
+
+## The whole test suite (unit and integration, against the real model, runtime, broker, database)
+test: setup services
 	cargo build --workspace --bins
 	cargo test --workspace
 
@@ -37,6 +41,11 @@ eval: setup
 ## Throughput, stage by stage, beside the Python reference (2 threads)
 bench: setup venv
 	cargo bench -p shared --bench throughput
+
+# Needs the local RabbitMQ and Postgres (see README): publish, reducer, scaling, memory.
+bench-distributed: setup services
+	cargo build --release --workspace --bins
+	cargo bench -p it --bench distributed
 
 ## Python tools for the model scripts and the reference pipeline
 venv: $(VENV)/.ready

@@ -33,7 +33,7 @@ impl ReducerService {
         Self {
             amqp_url,
             store,
-            batch: 500,
+            batch: 1000,
             linger: Duration::from_millis(20),
         }
     }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
 use crate::config::Secret;
@@ -264,7 +264,8 @@ impl Store {
             .rev()
             .filter(|r| seen.insert(r.clip_key.as_str()))
             .collect();
-        let json = serde_json::to_value(&unique).map_err(|e| StoreError::Data(e.to_string()))?;
+        // Serialised straight into the protocol buffer, with no JSON tree in between.
+        let json = Json(&unique);
         let mut jobs: Vec<String> = unique.iter().map(|r| r.job_id.clone()).collect();
         jobs.sort();
         jobs.dedup();
