@@ -201,6 +201,23 @@ impl Services {
             .unwrap_or_else(|| panic!("psql failed: {sql}"))
     }
 
+    /// One of the workspace's binaries, pointed at these services and the local source under
+    /// `data`, with the bundled model, one ONNX thread and four clips in flight.
+    pub fn command(&self, bin: &str, data: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(binary(bin));
+        c.current_dir(root())
+            .env("AMQP_URL", self.amqp_url())
+            .env("DATABASE_URL", self.database_url())
+            .env("VOICE_LOCAL_ROOT", data)
+            .env("ORT_DYLIB_PATH", ort_library())
+            .env("VOICE_ONNX_THREADS", "1")
+            .env("VOICE_PARALLEL_WORKERS", "4")
+            .env("RUST_LOG", "info")
+            .env_remove("VOICE_MODEL")
+            .env_remove("VOICE_SOURCE");
+        c
+    }
+
     /// Every queue of the test's vhost: (ready, unacknowledged).
     pub fn queues(&self) -> std::collections::BTreeMap<String, (u64, u64)> {
         let out = sh_ok(

@@ -13,7 +13,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use it::{Child, DEMO_LOCATION, Services, TempDir, binary, demo_copies, ort_library, root};
+use it::{Child, DEMO_LOCATION, Services, TempDir, demo_copies, root};
 use shared::config::Secret;
 use shared::distributed::Shutdown;
 use shared::distributed::dispatch::{Plan, publish_job};
@@ -219,14 +219,8 @@ impl Bench {
     }
 
     fn command(&self, bin: &str, onnx_threads: usize) -> Command {
-        let mut c = Command::new(binary(bin));
-        c.current_dir(root())
-            .env("AMQP_URL", self.services.amqp_url())
-            .env("DATABASE_URL", self.services.database_url())
-            .env("VOICE_LOCAL_ROOT", self.data.path())
-            .env("ORT_DYLIB_PATH", ort_library())
-            .env("VOICE_ONNX_THREADS", onnx_threads.to_string())
-            .env("VOICE_PARALLEL_WORKERS", "4")
+        let mut c = self.services.command(bin, self.data.path());
+        c.env("VOICE_ONNX_THREADS", onnx_threads.to_string())
             .env("RUST_LOG", "warn");
         c
     }

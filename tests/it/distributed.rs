@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use shared::queue::Broker;
 
-use it::{Child, DEMO_LOCATION, Services, TempDir, binary, demo_copies, ort_library, root};
+use it::{Child, DEMO_LOCATION, Services, TempDir, demo_copies};
 
 const DATE: &str = "2025-10-06";
 
@@ -33,18 +33,7 @@ impl Deployment {
     }
 
     fn command(&self, bin: &str) -> Command {
-        let mut c = Command::new(binary(bin));
-        c.current_dir(root())
-            .env("AMQP_URL", self.services.amqp_url())
-            .env("DATABASE_URL", self.services.database_url())
-            .env("VOICE_LOCAL_ROOT", self.data.path())
-            .env("ORT_DYLIB_PATH", ort_library())
-            .env("VOICE_ONNX_THREADS", "1")
-            .env("VOICE_PARALLEL_WORKERS", "4")
-            .env("RUST_LOG", "info")
-            .env_remove("VOICE_MODEL")
-            .env_remove("VOICE_SOURCE");
-        c
+        self.services.command(bin, self.data.path())
     }
 
     fn spawn(&mut self, bin: &str) -> Child {
