@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests (`tests/it`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -375,4 +376,93 @@ pub fn demo_copies(
 
 fn root_expected() -> PathBuf {
     root().join("demo/expected.csv")
+}
+
+/// A local AssemblyAI that knows the demo clips: an upload is recognised by its bytes, and the
+/// transcript request answers, after `latency`, with the clip's labelled segments as utterances
+/// (speakers `A`, `B`, … in order of appearance), or with `status: error` for a file that holds
+/// no audio, as the real service does. With `silent`, every transcript has no utterances (no
+/// model work follows: what is left to time is the waiting and the plumbing).
+pub async fn fake_assemblyai(latency: std::time::Duration, silent: bool) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    struct Upload(Vec<(Vec<u8>, String)>);
+    impl wiremock::Respond for Upload {
+        fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+            match self.0.iter().find(|(bytes, _)| *bytes == request.body) {
+                Some((_, name)) => ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"upload_url": format!("https://cdn.invalid/{name}")}),
+                ),
+                None => ResponseTemplate::new(400)
+                    .set_body_json(serde_json::json!({"error": "unknown upload"})),
+            }
+        }
+    }
+    struct Transcript(BTreeMap<String, String>, std::time::Duration, bool);
+    impl wiremock::Respond for Transcript {
+        fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+            let name = body["audio_url"]
+                .as_str()
+                .and_then(|u| u.rsplit('/').next())
+                .unwrap_or_default();
+            let answer = match self.0.get(name).filter(|s| !s.is_empty()) {
+                Some(_) if self.2 => serde_json::json!({"id": format!("tr-{name}"),
+                    "status": "completed", "text": "", "utterances": []}),
+                Some(segments) => {
+                    let mut labels: Vec<&str> = Vec::new();
+                    let utterances: Vec<serde_json::Value> = segments
+                        .split(';')
+                        .filter_map(|seg| {
+                            let (span, who) = seg.split_once(':')?;
+                            let (s, e) = span.split_once('-')?;
+                            let s: f64 = s.parse().ok()?;
+                            let e: f64 = e.parse().ok()?;
+                            if !labels.contains(&who) {
+                                labels.push(who);
+                            }
+                            let i = labels.iter().position(|l| *l == who)?;
+                            let speaker = char::from(b'A' + u8::try_from(i).ok()?).to_string();
+                            Some(serde_json::json!({
+                                "speaker": speaker, "start": (s * 1000.0) as u64,
+                                "end": (e * 1000.0) as u64, "text": "…", "confidence": 0.9, "words": []
+                            }))
+                        })
+                        .collect();
+                    serde_json::json!({"id": format!("tr-{name}"), "status": "completed",
+                                       "text": "…", "utterances": utterances})
+                }
+                None => serde_json::json!({"id": format!("tr-{name}"), "status": "error",
+                    "error": "File does not appear to contain audio."}),
+            };
+            ResponseTemplate::new(200)
+                .set_delay(self.1)
+                .set_body_json(answer)
+        }
+    }
+
+    let clips = demo_location().join("clips/2025-10-06");
+    let mut reader = csv::Reader::from_path(root_expected()).unwrap_or_else(|e| panic!("{e}"));
+    let mut uploads = Vec::new();
+    let mut segments = BTreeMap::new();
+    for record in reader.records() {
+        let record = record.unwrap_or_else(|e| panic!("{e}"));
+        let name = record[0].to_string();
+        let bytes = std::fs::read(clips.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        uploads.push((bytes, name.clone()));
+        segments.insert(name, record[4].to_string());
+    }
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/upload"))
+        .respond_with(Upload(uploads))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/transcript"))
+        .respond_with(Transcript(segments, latency, silent))
+        .mount(&server)
+        .await;
+    server
 }

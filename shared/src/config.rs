@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::matching::DecisionRules;
 use crate::model::{EncoderOptions, Manifest, ModelError, SpeakerEncoder, load_encoder};
+use crate::transcribe::AssemblyAiConfig;
 
 /// The environment variables read; anything else in the environment is ignored.
 const ENV_KEYS: &[&str] = &[
@@ -23,6 +24,12 @@ const ENV_KEYS: &[&str] = &[
     "VOICE_MIN_UTTERANCE_MS",
     "VOICE_PARALLEL_WORKERS",
     "VOICE_ONNX_THREADS",
+    "VOICE_DIARIZER",
+    "AAI_API_KEY",
+    "AAI_BASE_URL",
+    "AAI_SPEECH_MODELS",
+    "AAI_RETRY_DELAYS_S",
+    "AAI_DELETE_TRANSCRIPTS",
 ];
 
 const DEFAULT_FILE: &str = "config/default.toml";
@@ -64,6 +71,39 @@ pub struct Settings {
     /// ONNX Runtime intra-op threads per encoder; unset → the machine's cores.
     #[serde(default)]
     pub voice_onnx_threads: Option<usize>,
+    /// Where speaker turns come from: `local` (the built-in diarizer) or `assemblyai`.
+    #[serde(default = "default_diarizer")]
+    pub voice_diarizer: String,
+    #[serde(default)]
+    pub aai_api_key: Option<Secret>,
+    /// AssemblyAI's API root: the EU endpoint (`https://api.eu.assemblyai.com`), or a test server.
+    #[serde(default = "default_aai_base_url")]
+    pub aai_base_url: String,
+    /// `speech_models` to ask for, in order of preference, comma-separated.
+    #[serde(default = "default_aai_speech_models")]
+    pub aai_speech_models: String,
+    /// Waits in seconds before each retry of a failed AssemblyAI call, comma-separated.
+    #[serde(default = "default_aai_retry_delays")]
+    pub aai_retry_delays_s: String,
+    /// Delete each transcript from AssemblyAI once its result is safely with the broker.
+    #[serde(default)]
+    pub aai_delete_transcripts: bool,
+}
+
+fn default_diarizer() -> String {
+    "local".into()
+}
+
+fn default_aai_base_url() -> String {
+    "https://api.assemblyai.com".into()
+}
+
+fn default_aai_speech_models() -> String {
+    "universal-3-pro,universal-2".into()
+}
+
+fn default_aai_retry_delays() -> String {
+    "5,10,15".into()
 }
 
 /// A setting that may hold a password: never shown by `Debug`, so a logged `Settings` leaks
@@ -193,7 +233,54 @@ impl Settings {
         if self.voice_onnx_threads == Some(0) {
             return bad("VOICE_ONNX_THREADS must be at least 1");
         }
+        if !["local", "assemblyai"].contains(&self.voice_diarizer.as_str()) {
+            return bad("VOICE_DIARIZER must be `local` or `assemblyai`");
+        }
+        if self.voice_diarizer == "assemblyai" && self.aai_api_key.is_none() {
+            return bad("VOICE_DIARIZER=assemblyai needs AAI_API_KEY");
+        }
+        if self.retry_delays().is_none() {
+            return bad("AAI_RETRY_DELAYS_S must be seconds separated by commas, e.g. 5,10,15");
+        }
+        if self
+            .aai_speech_models
+            .split(',')
+            .all(|m| m.trim().is_empty())
+        {
+            return bad("AAI_SPEECH_MODELS must name at least one model");
+        }
         Ok(())
+    }
+
+    fn retry_delays(&self) -> Option<Vec<std::time::Duration>> {
+        self.aai_retry_delays_s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .map(std::time::Duration::from_secs_f64)
+            })
+            .collect()
+    }
+
+    /// The AssemblyAI client's settings, when `VOICE_DIARIZER=assemblyai`.
+    pub fn assemblyai(&self) -> Option<AssemblyAiConfig> {
+        if self.voice_diarizer != "assemblyai" {
+            return None;
+        }
+        let mut config = AssemblyAiConfig::new(&self.aai_base_url, self.aai_api_key.clone()?);
+        config.speech_models = self
+            .aai_speech_models
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect();
+        config.retry_delays = self.retry_delays()?;
+        Some(config)
     }
 
     /// The model manifest path: VOICE_MODEL, else the bundled model in the working folder or in the

@@ -7,6 +7,7 @@
 //! - [`features`]: the model's front-end (mel spectrogram), built from its manifest.
 //! - [`model`]: the model manifest, loading ONNX Runtime, the speaker encoder (batched runs).
 //! - [`diarize`]: the local diarizer (speech detection, window embeddings, clustering).
+//! - [`transcribe`]: speaker turns from AssemblyAI.
 //! - [`turns`]: speaker turns, and the minimum-length filter.
 //! - [`matching`]: voice profiles (enrollment) and the decision rules.
 //! - [`eval`]: labelled evaluation sets, accuracy, equal error rate and DER.
@@ -31,4 +32,5 @@ pub mod service;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod transcribe;
 pub mod turns;

@@ -3,9 +3,11 @@
 //! 1. publish: 10,000 clip tasks with publisher confirms, the dispatcher's own path (job row,
 //!    encode, publish, confirms).
 //! 2. reducer: 10,000 results already queued, drained into Postgres by one reducer.
-//! 3. scaling: the same CPU-bound clips through 1 and then 2 worker processes, one ONNX thread
+//! 3. transcriber: one worker, 32 clips in flight, against a local AssemblyAI that answers
+//!    each transcript after a fixed 2 s: 100 clips against the ideal 100/32 × 2 s.
+//! 4. scaling: the same CPU-bound clips through 1 and then 2 worker processes, one ONNX thread
 //!    each.
-//! 4. memory: one worker over 2,000 clips, its RSS sampled all along.
+//! 5. memory: one worker over 2,000 clips, its RSS sampled all along.
 //!
 //! Run with release binaries (`cargo build --release --bins` first; the make target does it).
 //! `BENCH_ONLY=publish,reducer` runs a subset; `BENCH_RSS_CLIPS` changes the memory run's size.
@@ -41,6 +43,9 @@ fn main() {
     }
     if wanted("reducer") {
         runtime.block_on(reducer());
+    }
+    if wanted("transcriber") {
+        transcriber(&runtime);
     }
     if wanted("scaling") {
         scaling();
@@ -271,6 +276,40 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(100));
         }
         started.elapsed().as_secs_f64()
+    }
+}
+
+fn transcriber(runtime: &tokio::runtime::Runtime) {
+    let (clips, in_flight, latency) = (100, 32, 2.0);
+    let ideal = clips as f64 / in_flight as f64 * latency;
+    // Real turns (the model embeds every speaker), then silent transcripts (no model work).
+    for silent in [false, true] {
+        let server = runtime.block_on(it::fake_assemblyai(
+            Duration::from_secs_f64(latency),
+            silent,
+        ));
+        let bench = Bench::new("bench_aai", clips);
+        let _reducer = bench.spawn("reducer", 0, 1);
+        let mut c = bench.command("worker", 2);
+        c.env("RUST_LOG", "info")
+            .env("VOICE_PARALLEL_WORKERS", in_flight.to_string())
+            .env("VOICE_DIARIZER", "assemblyai")
+            .env("AAI_API_KEY", "bench-key")
+            .env("AAI_BASE_URL", server.uri());
+        let worker = Child::spawn(c, bench.data.path().join("worker.log"));
+        wait_ready(std::slice::from_ref(&worker));
+        let s = bench.run_job(|_| {});
+        println!(
+            "transcriber: {clips} clips, {in_flight} in flight, {latency} s per transcript{}: {s:.2} s, \
+             {:.2}x the ideal {ideal:.2} s (target ≤ 1.3x; whole waves of {in_flight} take {:.0} s)",
+            if silent {
+                ", no speech (no model work)"
+            } else {
+                ""
+            },
+            s / ideal,
+            (clips as f64 / in_flight as f64).ceil() * latency
+        );
     }
 }
 

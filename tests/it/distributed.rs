@@ -527,3 +527,38 @@ fn a_delayed_task_comes_back_to_the_work_queue() {
     assert_eq!(back[0].1, b"later");
     assert_eq!(back[0].0["attempt"], "2");
 }
+
+#[test]
+fn assemblyai_turns_through_the_distributed_pipeline() {
+    const KEY: &str = "aai-planted-secret-77e1";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(it::fake_assemblyai(Duration::from_millis(50), false));
+    let mut d = Deployment::new("aai", 22);
+    let _reducer = d.spawn("reducer");
+    let mut cmd = d.command("worker");
+    cmd.env("VOICE_DIARIZER", "assemblyai")
+        .env("AAI_API_KEY", KEY)
+        .env("AAI_BASE_URL", server.uri());
+    let worker = Child::spawn(cmd, d.data.path().join("worker-aai.log"));
+
+    let out = d.dispatch(&["--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(d.wait_for_job(Duration::from_secs(5)), d.expected_job());
+    d.check_results();
+    d.check_queues_drained();
+    // The transcript is kept with each result; the file without audio failed as the service said.
+    let kept = d.services.psql(
+        "SELECT count(*) FROM voice_clip_results WHERE transcript_id IS NOT NULL AND jsonb_array_length(utterances) > 0",
+    );
+    assert_eq!(kept, "20");
+    let failed = d
+        .services
+        .psql("SELECT DISTINCT error_kind FROM voice_clip_results WHERE status = 'failed'");
+    assert_eq!(failed, "transcript_error");
+    let logs = worker.log_text() + &stderr(&out);
+    assert!(!logs.contains(KEY), "the API key leaked into the logs");
+    let stored = d
+        .services
+        .psql("SELECT string_agg(coalesce(error, ''), ' ') FROM voice_clip_results");
+    assert!(!stored.contains(KEY));
+}

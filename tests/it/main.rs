@@ -1,6 +1,7 @@
 //! Integration tests: one binary, against the real model and ONNX Runtime (and, in later
 //! modules, the real RabbitMQ and Postgres).
 
+mod assemblyai;
 mod audio_errors;
 mod audio_formats;
 mod diarize;

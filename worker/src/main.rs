@@ -16,6 +16,7 @@ use shared::distributed::worker::WorkerService;
 use shared::pipeline::{ClipProcessor, spawn_batcher};
 use shared::service::{ServiceArgs, usage};
 use shared::source::LocalSource;
+use shared::transcribe::AssemblyAi;
 
 #[derive(Debug, Parser)]
 #[command(name = "worker", version)]
@@ -60,12 +61,18 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         min_utterance_ms: settings.voice_min_utterance_ms,
     };
     let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
-    let service = Arc::new(WorkerService::new(
+    let mut service = WorkerService::new(
         amqp_url,
         LocalSource::new(&settings.voice_local_root),
         processor,
         prefetch,
-    ));
+    );
+    if let Some(config) = settings.assemblyai() {
+        tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");
+        service.transcriber = Some(AssemblyAi::new(config).context("AssemblyAI client")?);
+        service.delete_transcripts = settings.aai_delete_transcripts;
+    }
+    let service = Arc::new(service);
     shared::service::runtime()
         .context("starting the async runtime")?
         .block_on(async {

@@ -26,6 +26,7 @@ use crate::queue::{
     Broker, BrokerError, Outgoing, decode, encode, properties, result_headers, task_headers,
 };
 use crate::source::{LocalSource, SourceError};
+use crate::transcribe::AssemblyAi;
 
 /// How long a stopping worker waits for its clips in flight before leaving them to the broker.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -37,6 +38,10 @@ pub struct WorkerService {
     /// Clips in flight (VOICE_PARALLEL_WORKERS): the consumer's prefetch.
     pub prefetch: u16,
     pub profiles: ProfileCache,
+    /// Speaker turns from AssemblyAI instead of the local diarizer.
+    pub transcriber: Option<AssemblyAi>,
+    /// Delete each transcript from AssemblyAI once its result is with the broker.
+    pub delete_transcripts: bool,
 }
 
 /// What became of one clip task.
@@ -59,6 +64,8 @@ impl WorkerService {
             processor: Arc::new(processor),
             prefetch: prefetch.max(1),
             profiles: ProfileCache::default(),
+            transcriber: None,
+            delete_transcripts: false,
         }
     }
 
@@ -177,7 +184,16 @@ impl WorkerService {
         };
         log_result(&result);
         let headers = result_headers(&result);
-        publish(broker, RESULTS, &encode(&*result)?, &task, headers).await
+        publish(broker, RESULTS, &encode(&*result)?, &task, headers).await?;
+        if let (true, Some(transcriber), Some(transcript)) = (
+            self.delete_transcripts,
+            &self.transcriber,
+            &result.transcript,
+        ) && let Err(e) = transcriber.delete(&transcript.id).await
+        {
+            tracing::warn!(transcript = %transcript.id, error = %e, "could not delete the transcript from AssemblyAI");
+        }
+        Ok(())
     }
 
     async fn run_task(&self, task: &ClipTask) -> Outcome {
@@ -192,11 +208,18 @@ impl WorkerService {
             }
             Err(e) => return failed("bad_clip", e.to_string()),
         };
-        let profiles = match self
+        // Both wait (the service; the first clip of a location on its enrollment): together.
+        let transcribe = async {
+            match &self.transcriber {
+                None => Ok(None),
+                Some(transcriber) => transcriber.transcribe(&path).await.map(Some),
+            }
+        };
+        let profiles = self
             .profiles
-            .get(&self.source, &self.processor, &task.location_id)
-            .await
-        {
+            .get(&self.source, &self.processor, &task.location_id);
+        let (profiles, transcript) = tokio::join!(profiles, transcribe);
+        let profiles = match profiles {
             Ok(profiles) => profiles,
             Err(ProfileError::Source(e)) if e.is_transient() => {
                 return Outcome::Transient("source_unavailable", e.to_string());
@@ -204,10 +227,18 @@ impl WorkerService {
             Err(ProfileError::Model(e)) => return Outcome::Transient("model", e),
             Err(e) => return failed("no_profiles", e.to_string()),
         };
+        let transcript = match transcript {
+            Ok(transcript) => transcript,
+            Err(e) if e.is_transient() => return Outcome::Transient(e.kind, e.message),
+            Err(e) => return failed(e.kind, e.message),
+        };
         let processor = Arc::clone(&self.processor);
         let owned = task.clone();
-        match tokio::task::spawn_blocking(move || processor.process(&owned, &path, &profiles)).await
-        {
+        let work = move || match transcript {
+            Some(t) => processor.process_transcribed(&owned, &path, &profiles, t),
+            None => processor.process(&owned, &path, &profiles),
+        };
+        match tokio::task::spawn_blocking(work).await {
             Ok(result) => Outcome::Result(Box::new(result)),
             Err(e) => failed("internal", format!("clip processing stopped: {e}")),
         }

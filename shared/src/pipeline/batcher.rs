@@ -1,6 +1,7 @@
 //! One thread owns the ONNX session; the clips in flight send it their audio and it runs the
 //! embeddings of everything waiting in shared batches.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
@@ -10,11 +11,27 @@ use crate::model::{EmbedRequest, Embedding, Manifest, SpeakerEncoder};
 pub type Spans = Vec<Vec<(usize, usize)>>;
 type Reply = Result<Vec<Option<Embedding>>, String>;
 
+/// Audio per ONNX batch, at most (unless one clip alone needs more): about 60 partials, past
+/// which ONNX Runtime's throughput no longer grows, while every clip in the batch waits for
+/// all of it.
+const BATCH_AUDIO_S: f64 = 48.0;
+
 /// The clip's samples are shared, not copied: a long clip is held once.
 struct Job {
     samples: Arc<Vec<f32>>,
     requests: Spans,
     reply: mpsc::Sender<Reply>,
+}
+
+impl Job {
+    /// Samples this job asks to embed.
+    fn audio_len(&self) -> usize {
+        self.requests
+            .iter()
+            .flatten()
+            .map(|&(s, e)| e.saturating_sub(s))
+            .sum()
+    }
 }
 
 /// A cheap, cloneable way to the batcher; the batcher stops when the last handle is dropped.
@@ -78,13 +95,32 @@ pub fn spawn_batcher(
 ) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Job>();
     let manifest = encoder.manifest().clone();
+    let manifest_rate = manifest.sample_rate;
     let thread = std::thread::Builder::new()
         .name("embedding-batcher".into())
         .spawn(move || {
-            while let Ok(first) = rx.recv() {
-                // Everything that queued while the last batch ran goes into this one.
-                let mut jobs = vec![first];
-                jobs.extend(rx.try_iter());
+            let budget = (BATCH_AUDIO_S * f64::from(manifest_rate)) as usize;
+            let mut waiting: VecDeque<Job> = VecDeque::new();
+            loop {
+                if waiting.is_empty() {
+                    match rx.recv() {
+                        Ok(job) => waiting.push_back(job),
+                        Err(_) => break,
+                    }
+                }
+                // What queued while the last batch ran joins this one, oldest first, up to
+                // the budget: a clip's answer never waits for a whole crowd behind it.
+                waiting.extend(rx.try_iter());
+                let mut jobs = Vec::new();
+                let mut audio = 0;
+                while let Some(job) = waiting.front() {
+                    let size = job.audio_len();
+                    if !jobs.is_empty() && audio + size > budget {
+                        break;
+                    }
+                    audio += size;
+                    jobs.extend(waiting.pop_front());
+                }
                 let requests: Vec<EmbedRequest<'_>> = jobs
                     .iter()
                     .flat_map(|j| j.requests.iter().map(move |spans| (&j.samples, spans)))

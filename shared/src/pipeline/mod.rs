@@ -52,6 +52,9 @@ pub struct ClipResult {
     pub error: Option<String>,
     /// Which try of the task produced this result.
     pub attempts: u32,
+    /// The transcription service's text and utterances, when it found the turns.
+    #[serde(default)]
+    pub transcript: Option<crate::transcribe::Transcript>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use super::{BatcherHandle, ClipResult, ClipTask, SpeakerResult, Timings};
 use crate::audio::{decode_file, span_range};
 use crate::diarize::{EDGE_TRIM_S, LocalDiarizer};
 use crate::matching::{ClipStatus, DecisionRules, Profile, SpeakerInput, decide};
+use crate::transcribe::Transcript;
 use crate::turns::speakers_with_speech;
 
 pub struct ClipProcessor {
@@ -41,13 +42,37 @@ impl ClipResult {
             error_kind: Some(kind.to_string()),
             error: Some(error),
             attempts: task.attempt.max(1),
+            transcript: None,
         }
     }
 }
 
 impl ClipProcessor {
-    /// Decides who speaks in the clip at `path` among `profiles` (the task's location's).
+    /// Decides who speaks in the clip at `path` among `profiles` (the task's location's),
+    /// with the local diarizer's turns.
     pub fn process(&self, task: &ClipTask, path: &Path, profiles: &[Profile]) -> ClipResult {
+        self.run(task, path, profiles, None)
+    }
+
+    /// [`Self::process`] with the turns of a transcription service instead of the local
+    /// diarizer's; the transcript's text and utterances are kept with the result.
+    pub fn process_transcribed(
+        &self,
+        task: &ClipTask,
+        path: &Path,
+        profiles: &[Profile],
+        transcript: Transcript,
+    ) -> ClipResult {
+        self.run(task, path, profiles, Some(transcript))
+    }
+
+    fn run(
+        &self,
+        task: &ClipTask,
+        path: &Path,
+        profiles: &[Profile],
+        transcript: Option<Transcript>,
+    ) -> ClipResult {
         let started = Instant::now();
         let manifest = self.batcher.manifest();
         let mut result = ClipResult::failed(task, &manifest.id, "", String::new());
@@ -70,25 +95,37 @@ impl ClipProcessor {
 
         let t = Instant::now();
         let window = manifest.chunking.partial_frames * manifest.frontend.hop_length;
-        let plan = self.diarizer.plan(&audio, window);
+        let plan = transcript
+            .is_none()
+            .then(|| self.diarizer.plan(&audio, window));
         // From here the batcher reads the samples in place: the clip is held once.
         let samples = Arc::new(std::mem::take(&mut audio.samples));
         let rate = audio.sample_rate;
-        let windows = plan.windows.iter().map(|&w| vec![w]).collect();
-        let turns = match self.batcher.embed(&samples, windows) {
-            Ok(embeddings) => {
-                let embeddings: Vec<Vec<f32>> = embeddings
-                    .into_iter()
-                    .map(Option::unwrap_or_default)
-                    .collect();
-                self.diarizer.finish(&plan, &embeddings)
+        let (turns, edge_trim_s) = match (transcript, plan) {
+            (Some(mut transcript), _) => {
+                let turns = std::mem::take(&mut transcript.turns);
+                result.transcript = Some(transcript);
+                (turns, crate::transcribe::EDGE_TRIM_S)
             }
-            Err(e) => return self.fail(result, "model", e, started),
+            (None, Some(plan)) => {
+                let windows = plan.windows.iter().map(|&w| vec![w]).collect();
+                match self.batcher.embed(&samples, windows) {
+                    Ok(embeddings) => {
+                        let embeddings: Vec<Vec<f32>> = embeddings
+                            .into_iter()
+                            .map(Option::unwrap_or_default)
+                            .collect();
+                        (self.diarizer.finish(&plan, &embeddings), EDGE_TRIM_S)
+                    }
+                    Err(e) => return self.fail(result, "model", e, started),
+                }
+            }
+            (None, None) => (Vec::new(), EDGE_TRIM_S),
         };
         result.timings_ms.diarize = ms(t);
 
         let t = Instant::now();
-        let speakers = speakers_with_speech(&turns, self.min_utterance_ms, EDGE_TRIM_S);
+        let speakers = speakers_with_speech(&turns, self.min_utterance_ms, edge_trim_s);
         let requests = speakers
             .iter()
             .map(|speaker| {

@@ -16,7 +16,10 @@ use crate::config::Secret;
 use crate::pipeline::ClipResult;
 
 /// Applied in order, each once, under an advisory lock (several binaries start together).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_voice_tables.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_voice_tables.sql")),
+    (2, include_str!("migrations/0002_transcripts.sql")),
+];
 /// Any fixed number: the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x766f_6963_6531;
 
@@ -289,13 +292,14 @@ const UPSERT_RESULTS: &str = "
 INSERT INTO voice_clip_results AS v (
     clip_key, job_id, location_id, clip_date, clip_name, transaction_id, status,
     worker_id, worker_name, score, margin, speakers, turns, audio_s, model,
-    error_kind, error, attempts, timings_ms)
+    error_kind, error, attempts, timings_ms, transcript_id, transcript_text, utterances)
 SELECT r->>'clip_key', r->>'job_id', (r->>'location_id')::uuid, (r->>'date')::date,
        r->>'clip', (r->>'transaction_id')::uuid, r->>'status',
        r->>'worker_id', r->>'worker_name', (r->>'score')::real, (r->>'margin')::real,
        COALESCE(r->'speakers', '[]'), COALESCE(r->'turns', '[]'),
        COALESCE((r->>'audio_s')::float8, 0), r->>'model',
-       r->>'error_kind', r->>'error', COALESCE((r->>'attempts')::int, 1), r->'timings_ms'
+       r->>'error_kind', r->>'error', COALESCE((r->>'attempts')::int, 1), r->'timings_ms',
+       r->'transcript'->>'id', r->'transcript'->>'text', r->'transcript'->'utterances'
 FROM jsonb_array_elements($1) AS input(r)
 ON CONFLICT (clip_key) DO UPDATE SET
     job_id = EXCLUDED.job_id, location_id = EXCLUDED.location_id,
@@ -305,7 +309,9 @@ ON CONFLICT (clip_key) DO UPDATE SET
     score = EXCLUDED.score, margin = EXCLUDED.margin, speakers = EXCLUDED.speakers,
     turns = EXCLUDED.turns, audio_s = EXCLUDED.audio_s, model = EXCLUDED.model,
     error_kind = EXCLUDED.error_kind, error = EXCLUDED.error, attempts = EXCLUDED.attempts,
-    timings_ms = EXCLUDED.timings_ms, updated_at = now()
+    timings_ms = EXCLUDED.timings_ms, transcript_id = EXCLUDED.transcript_id,
+    transcript_text = EXCLUDED.transcript_text, utterances = EXCLUDED.utterances,
+    updated_at = now()
 WHERE v.job_id = EXCLUDED.job_id
    OR COALESCE((SELECT started_at FROM voice_jobs WHERE job_id = EXCLUDED.job_id), now())
       >= COALESCE((SELECT started_at FROM voice_jobs WHERE job_id = v.job_id), '-infinity')";

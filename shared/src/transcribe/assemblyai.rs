@@ -1,0 +1,304 @@
+//! AssemblyAI's pre-recorded API (v2) as a source of speaker turns: upload the clip's bytes,
+//! request a transcript with speaker labels, poll until it is done, map its utterances to turns.
+//!
+//! Network errors, 429 (honouring `Retry-After`) and 5xx are retried here, with the configured
+//! delays; whatever is still failing after that is a transient [`TranscribeError`] (the worker
+//! retries the clip later through its delay queue). 400/401/403/404 and a transcript with
+//! `status: error` are permanent, carrying the API's own message. The API key travels in one
+//! header and is never part of an error or a log line.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{TranscribeError, Transcript, Utterance};
+use crate::config::Secret;
+use crate::turns::Turn;
+
+#[derive(Clone)]
+pub struct AssemblyAiConfig {
+    /// `https://api.assemblyai.com`, the EU endpoint, or a local server in tests.
+    pub base_url: String,
+    pub api_key: Secret,
+    /// `speech_models`, in order of preference (the API requires it).
+    pub speech_models: Vec<String>,
+    pub min_speakers: u32,
+    pub max_speakers: u32,
+    /// Waits before the 2nd, 3rd, … try of a request that failed transiently.
+    pub retry_delays: Vec<Duration>,
+    /// First wait between polls; it grows by half each poll, to at most 5 s.
+    pub poll_interval: Duration,
+    /// A transcript not done by then is a transient `timeout`.
+    pub timeout: Duration,
+    /// One HTTP request (the upload included) taking longer is a transient `timeout`.
+    pub request_timeout: Duration,
+}
+
+impl AssemblyAiConfig {
+    pub fn new(base_url: &str, api_key: Secret) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            speech_models: vec!["universal-3-pro".into(), "universal-2".into()],
+            min_speakers: 1,
+            max_speakers: 4,
+            retry_delays: [5, 10, 15].map(Duration::from_secs).to_vec(),
+            poll_interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+pub struct AssemblyAi {
+    config: AssemblyAiConfig,
+    client: Client,
+}
+
+#[derive(Serialize)]
+struct TranscriptRequest<'a> {
+    audio_url: &'a str,
+    speech_models: &'a [String],
+    speaker_labels: bool,
+    speaker_options: SpeakerOptions,
+}
+
+#[derive(Serialize)]
+struct SpeakerOptions {
+    min_speakers_expected: u32,
+    max_speakers_expected: u32,
+}
+
+#[derive(Deserialize)]
+struct UploadResponse {
+    upload_url: String,
+}
+
+#[derive(Deserialize)]
+struct TranscriptResponse {
+    id: String,
+    status: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    utterances: Option<Vec<ApiUtterance>>,
+}
+
+#[derive(Deserialize)]
+struct ApiUtterance {
+    speaker: String,
+    start: u64,
+    end: u64,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    confidence: f32,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    error: String,
+}
+
+impl AssemblyAi {
+    pub fn new(config: AssemblyAiConfig) -> Result<Self, TranscribeError> {
+        super::install_tls_provider();
+        let client = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(config.request_timeout)
+            .user_agent(concat!("voice-diarization/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TranscribeError::permanent("config", format!("HTTP client: {e}")))?;
+        Ok(Self { config, client })
+    }
+
+    /// The transcript of the audio file at `path`, with its speaker turns.
+    pub async fn transcribe(&self, path: &Path) -> Result<Transcript, TranscribeError> {
+        let bytes = tokio::fs::read(path).await.map_err(|e| {
+            TranscribeError::permanent("unreadable", format!("{}: {e}", path.display()))
+        })?;
+        let upload: UploadResponse = self
+            .call("upload", || {
+                self.request(reqwest::Method::POST, "/v2/upload")
+                    .header("content-type", "application/octet-stream")
+                    .body(bytes.clone())
+            })
+            .await?;
+        let request = TranscriptRequest {
+            audio_url: &upload.upload_url,
+            speech_models: &self.config.speech_models,
+            speaker_labels: true,
+            speaker_options: SpeakerOptions {
+                min_speakers_expected: self.config.min_speakers,
+                max_speakers_expected: self.config.max_speakers,
+            },
+        };
+        let created: TranscriptResponse = self
+            .call("transcript", || {
+                self.request(reqwest::Method::POST, "/v2/transcript")
+                    .json(&request)
+            })
+            .await?;
+        self.wait(created).await
+    }
+
+    /// Deletes a transcript from AssemblyAI (privacy), once its result is safely stored.
+    pub async fn delete(&self, transcript_id: &str) -> Result<(), TranscribeError> {
+        let path = format!("/v2/transcript/{transcript_id}");
+        let _: serde_json::Value = self
+            .call("delete", || self.request(reqwest::Method::DELETE, &path))
+            .await?;
+        Ok(())
+    }
+
+    async fn wait(
+        &self,
+        mut transcript: TranscriptResponse,
+    ) -> Result<Transcript, TranscribeError> {
+        let started = Instant::now();
+        let mut interval = self.config.poll_interval;
+        let path = format!("/v2/transcript/{}", transcript.id);
+        loop {
+            match transcript.status.as_str() {
+                "completed" => return Ok(into_transcript(transcript)),
+                "error" => {
+                    return Err(TranscribeError::permanent(
+                        "transcript_error",
+                        format!(
+                            "AssemblyAI could not transcribe the clip: {}",
+                            transcript.error.as_deref().unwrap_or("no reason given")
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if started.elapsed() + interval > self.config.timeout {
+                return Err(TranscribeError::transient(
+                    "timeout",
+                    format!(
+                        "transcript {} still {} after {:?}",
+                        transcript.id, transcript.status, self.config.timeout
+                    ),
+                ));
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 3 / 2).min(Duration::from_secs(5));
+            transcript = self
+                .call("poll", || self.request(reqwest::Method::GET, &path))
+                .await?;
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.config.base_url))
+            .header("authorization", self.config.api_key.expose())
+    }
+
+    /// Sends the request `build` makes, retrying transient failures; parses a 2xx body.
+    async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        what: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, TranscribeError> {
+        let mut delays = self.config.retry_delays.iter();
+        loop {
+            let error = match build().send().await {
+                Ok(response) if response.status().is_success() => {
+                    return response.json::<T>().await.map_err(|e| {
+                        TranscribeError::transient(
+                            "bad_response",
+                            format!("AssemblyAI {what}: {e}"),
+                        )
+                    });
+                }
+                Ok(response) => classify(what, response).await,
+                Err(e) => TranscribeError::transient(
+                    if e.is_timeout() { "timeout" } else { "network" },
+                    format!("AssemblyAI {what}: {}", without_url(&e)),
+                ),
+            };
+            let Some(delay) = delays.next().filter(|_| error.is_transient()) else {
+                return Err(error);
+            };
+            let wait = error.retry_after.unwrap_or(*delay).max(*delay);
+            tracing::warn!(what, error = %error, retry_in = ?wait, "AssemblyAI call failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A non-2xx answer: 429 and 5xx are transient, other 4xx permanent; the API's message kept.
+async fn classify(what: &str, response: Response) -> TranscribeError {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(300)));
+    let body = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ApiError>(&body)
+        .map(|e| e.error)
+        .unwrap_or_else(|_| body.chars().take(200).collect());
+    let text = format!("AssemblyAI {what}: HTTP {}: {message}", status.as_u16());
+    let mut error = if status == StatusCode::TOO_MANY_REQUESTS {
+        TranscribeError::transient("rate_limited", text)
+    } else if status.is_server_error() {
+        TranscribeError::transient("server_error", text)
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        TranscribeError::permanent("unauthorized", text)
+    } else {
+        TranscribeError::permanent("rejected", text)
+    };
+    error.retry_after = retry_after;
+    error
+}
+
+/// reqwest's errors name the URL; ours never needs it (and a signed URL may be private).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn into_transcript(t: TranscriptResponse) -> Transcript {
+    let utterances: Vec<Utterance> = t
+        .utterances
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|u| u.end > u.start)
+        .map(|u| Utterance {
+            speaker: u.speaker,
+            start_ms: u.start,
+            end_ms: u.end,
+            text: u.text,
+            confidence: u.confidence,
+        })
+        .collect();
+    let turns = utterances
+        .iter()
+        .map(|u| Turn {
+            start_s: u.start_ms as f64 / 1000.0,
+            end_s: u.end_ms as f64 / 1000.0,
+            speaker: u.speaker.clone(),
+        })
+        .collect();
+    Transcript {
+        id: t.id,
+        text: t.text.unwrap_or_default(),
+        utterances,
+        turns,
+    }
+}
