@@ -233,6 +233,17 @@ impl Settings {
         if self.voice_onnx_threads == Some(0) {
             return bad("VOICE_ONNX_THREADS must be at least 1");
         }
+        // Checked here so that no client library ever quotes a malformed URL (and its password).
+        if self.amqp_url.as_ref().is_some_and(|u| {
+            !u.expose().starts_with("amqp://") && !u.expose().starts_with("amqps://")
+        }) {
+            return bad("AMQP_URL must be an amqp:// or amqps:// URL");
+        }
+        if self.database_url.as_ref().is_some_and(|u| {
+            !u.expose().starts_with("postgres://") && !u.expose().starts_with("postgresql://")
+        }) {
+            return bad("DATABASE_URL must be a postgres:// or postgresql:// URL");
+        }
         if !["local", "assemblyai"].contains(&self.voice_diarizer.as_str()) {
             return bad("VOICE_DIARIZER must be `local` or `assemblyai`");
         }
@@ -377,6 +388,9 @@ mod tests {
         );
         let amqp = s.amqp_url.unwrap();
         assert_eq!(amqp.redacted(), "amqp://voice:***@mq:5672/%2f");
+        let bad = Settings::load_from(None, env(&[("AMQP_URL", "guest:hunter2@mq")])).unwrap_err();
+        assert!(!bad.to_string().contains("hunter2"), "{bad}");
+        assert!(bad.to_string().contains("AMQP_URL"), "{bad}");
         assert_eq!(amqp.expose(), "amqp://voice:hunter2@mq:5672/%2f");
         assert_eq!(redact_url("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");

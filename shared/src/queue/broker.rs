@@ -18,9 +18,9 @@ use crate::config::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    /// The URL is shown without its password.
-    #[error("cannot reach the broker at {url}: {source}")]
-    Connect { url: String, source: lapin::Error },
+    /// The URL is shown without its password, also where the client's own message quoted it.
+    #[error("cannot reach the broker at {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("broker: {0}")]
     Amqp(#[from] lapin::Error),
     #[error("the broker refused a message for {queue}")]
@@ -113,9 +113,9 @@ pub struct Broker {
 impl Broker {
     /// One attempt: connect, declare the topology, open the confirm channel.
     pub async fn connect(url: &Secret, name: &str) -> Result<Self, BrokerError> {
-        let connect_error = |source| BrokerError::Connect {
+        let connect_error = |source: lapin::Error| BrokerError::Connect {
             url: url.redacted(),
-            source,
+            reason: source.to_string().replace(url.expose(), &url.redacted()),
         };
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let connection = Connection::connect(url.expose(), properties)
