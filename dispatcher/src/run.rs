@@ -60,7 +60,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
 
     let encoder = settings.encoder().context("loading the speaker model")?;
     tracing::info!(job = %opts.job_id, location = %opts.location_id, dates = %opts.dates, "job started");
-    let summary = run_standalone(&source, encoder, &opts, log_result)?;
+    let summary = run_standalone(&source, encoder, &opts, ClipResult::log)?;
     print_summary(&summary, &opts);
     Ok(())
 }
@@ -89,21 +89,6 @@ pub fn print_outcomes<N: std::fmt::Display>(counts: [N; 4]) {
         .zip(counts)
     {
         println!("  {label:<14} {n:>6}");
-    }
-}
-
-fn log_result(r: &ClipResult) {
-    match &r.error {
-        Some(error) => {
-            tracing::warn!(clip = %r.clip, kind = r.error_kind.as_deref().unwrap_or("-"), %error, "clip failed")
-        }
-        None => tracing::info!(
-            clip = %r.clip,
-            status = ?r.status,
-            worker = r.worker_name.as_deref().unwrap_or("-"),
-            score = r.score.map_or_else(|| "-".to_string(), |s| format!("{s:.3}")),
-            "clip done"
-        ),
     }
 }
 

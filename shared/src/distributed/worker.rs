@@ -182,7 +182,7 @@ impl WorkerService {
                 }
             },
         };
-        log_result(&result);
+        result.log();
         let headers = result_headers(&result);
         publish(broker, RESULTS, &encode(&*result)?, &task, headers).await?;
         if let (true, Some(transcriber), Some(transcript)) = (
@@ -257,21 +257,6 @@ async fn publish(
     broker
         .publish(Outgoing::to_queue(queue, body, properties))
         .await
-}
-
-fn log_result(r: &ClipResult) {
-    match &r.error {
-        Some(error) => {
-            tracing::warn!(clip = %r.clip_key, kind = r.error_kind.as_deref().unwrap_or("-"), %error, "clip failed")
-        }
-        None => tracing::info!(
-            clip = %r.clip_key,
-            status = r.status.as_str(),
-            worker = r.worker_name.as_deref().unwrap_or("-"),
-            ms = r.timings_ms.total,
-            "clip done"
-        ),
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

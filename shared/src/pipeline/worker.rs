@@ -20,8 +20,8 @@ pub struct ClipProcessor {
 }
 
 impl ClipResult {
-    /// A `failed` result for `task`, carrying a stable error kind and its message.
-    pub fn failed(task: &ClipTask, model: &str, kind: &str, error: String) -> Self {
+    /// The result of `task` before anything is known: `failed` until a stage says otherwise.
+    fn pending(task: &ClipTask, model: &str) -> Self {
         Self {
             clip_key: task.clip.key.clone(),
             job_id: task.job_id.clone(),
@@ -39,10 +39,36 @@ impl ClipResult {
             audio_s: 0.0,
             model: model.to_string(),
             timings_ms: Timings::default(),
-            error_kind: Some(kind.to_string()),
-            error: Some(error),
+            error_kind: None,
+            error: None,
             attempts: task.attempt.max(1),
             transcript: None,
+        }
+    }
+
+    /// A `failed` result for `task`, carrying a stable error kind and its message.
+    pub fn failed(task: &ClipTask, model: &str, kind: &str, error: String) -> Self {
+        let mut result = Self::pending(task, model);
+        result.error_kind = Some(kind.to_string());
+        result.error = Some(error);
+        result
+    }
+
+    /// One log line for the result, as every mode writes it.
+    pub fn log(&self) {
+        match &self.error {
+            Some(error) => {
+                let kind = self.error_kind.as_deref().unwrap_or("-");
+                tracing::warn!(clip = %self.clip_key, kind, %error, "clip failed");
+            }
+            None => tracing::info!(
+                clip = %self.clip_key,
+                status = self.status.as_str(),
+                worker = self.worker_name.as_deref().unwrap_or("-"),
+                score = self.score.map_or_else(|| "-".to_string(), |s| format!("{s:.3}")),
+                ms = self.timings_ms.total,
+                "clip done"
+            ),
         }
     }
 }
@@ -75,9 +101,7 @@ impl ClipProcessor {
     ) -> ClipResult {
         let started = Instant::now();
         let manifest = self.batcher.manifest();
-        let mut result = ClipResult::failed(task, &manifest.id, "", String::new());
-        result.error_kind = None;
-        result.error = None;
+        let mut result = ClipResult::pending(task, &manifest.id);
         let ms = |t: Instant| t.elapsed().as_millis() as u64;
 
         let t = Instant::now();
@@ -94,34 +118,35 @@ impl ClipProcessor {
         result.audio_s = audio.duration_s();
 
         let t = Instant::now();
-        let window = manifest.chunking.partial_frames * manifest.frontend.hop_length;
-        let plan = transcript
-            .is_none()
-            .then(|| self.diarizer.plan(&audio, window));
         // From here the batcher reads the samples in place: the clip is held once.
-        let samples = Arc::new(std::mem::take(&mut audio.samples));
-        let rate = audio.sample_rate;
-        let (turns, edge_trim_s) = match (transcript, plan) {
-            (Some(mut transcript), _) => {
+        let (turns, edge_trim_s, samples) = match transcript {
+            Some(mut transcript) => {
                 let turns = std::mem::take(&mut transcript.turns);
                 result.transcript = Some(transcript);
-                (turns, crate::transcribe::EDGE_TRIM_S)
+                let samples = Arc::new(std::mem::take(&mut audio.samples));
+                (turns, crate::transcribe::EDGE_TRIM_S, samples)
             }
-            (None, Some(plan)) => {
+            None => {
+                let window = manifest.chunking.partial_frames * manifest.frontend.hop_length;
+                let plan = self.diarizer.plan(&audio, window);
+                let samples = Arc::new(std::mem::take(&mut audio.samples));
                 let windows = plan.windows.iter().map(|&w| vec![w]).collect();
-                match self.batcher.embed(&samples, windows) {
-                    Ok(embeddings) => {
-                        let embeddings: Vec<Vec<f32>> = embeddings
-                            .into_iter()
-                            .map(Option::unwrap_or_default)
-                            .collect();
-                        (self.diarizer.finish(&plan, &embeddings), EDGE_TRIM_S)
-                    }
+                let embeddings = match self.batcher.embed(&samples, windows) {
+                    Ok(embeddings) => embeddings,
                     Err(e) => return self.fail(result, "model", e, started),
-                }
+                };
+                let embeddings: Vec<Vec<f32>> = embeddings
+                    .into_iter()
+                    .map(Option::unwrap_or_default)
+                    .collect();
+                (
+                    self.diarizer.finish(&plan, &embeddings),
+                    EDGE_TRIM_S,
+                    samples,
+                )
             }
-            (None, None) => (Vec::new(), EDGE_TRIM_S),
         };
+        let rate = audio.sample_rate;
         result.timings_ms.diarize = ms(t);
 
         let t = Instant::now();

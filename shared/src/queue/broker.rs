@@ -7,7 +7,6 @@ use backon::{ExponentialBuilder, Retryable};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
@@ -153,10 +152,6 @@ impl Broker {
             .await
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.connection.status().connected() && self.publisher.status().connected()
-    }
-
     /// Publishes and waits for the broker's confirm.
     pub async fn publish(&self, message: Outgoing<'_>) -> Result<(), BrokerError> {
         let queue = message.routing_key.to_string();
@@ -230,23 +225,6 @@ impl Broker {
             )
             .await?;
         Ok((channel, consumer))
-    }
-
-    /// Messages ready in `queue` (not counting those delivered and not yet acknowledged).
-    pub async fn ready_messages(&self, queue: &str) -> Result<u32, BrokerError> {
-        let channel = self.connection.create_channel().await?;
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let _ = channel.close(200, "done".into()).await;
-        Ok(declared.message_count())
     }
 
     /// Sends `delivery` on to `routing_key` through `exchange` with `headers` added (replacing

@@ -123,11 +123,6 @@ impl Store {
         Ok(Self { pool })
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.pool.get().await?.batch_execute("SELECT 1").await?;
-        Ok(())
-    }
-
     /// Creates or updates the tables this system owns.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.pool.get().await?;

@@ -225,7 +225,7 @@ impl AssemblyAi {
             let Some(delay) = delays.next().filter(|_| error.is_transient()) else {
                 return Err(error);
             };
-            let wait = error.retry_after.unwrap_or(*delay).max(*delay);
+            let wait = error.retry_after.unwrap_or_default().max(*delay);
             tracing::warn!(what, error = %error, retry_in = ?wait, "AssemblyAI call failed; retrying");
             tokio::time::sleep(wait).await;
         }
