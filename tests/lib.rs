@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests (`tests/it`).
 
+pub mod drive_fake;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};

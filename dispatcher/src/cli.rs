@@ -20,8 +20,16 @@ pub struct Cli {
 pub enum Command {
     /// Process a location's clips for a date or an inclusive range START..END.
     Run(RunArgs),
+    /// (Re)build a location's voice profiles from its samples and store them in Postgres.
+    Enroll(EnrollArgs),
     /// Accuracy on a labelled set (enroll/, clips/, labels.csv); threshold calibration.
     Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The location (a UUID).
+    pub location_id: String,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! its outcome into the exit code (DESIGN §3): 0 done, 1 failed, 2 bad input, 3 validation failed.
 
 mod cli;
+mod enroll;
 mod eval;
 mod publish;
 mod run;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     shared::telemetry::init_logging(cli.verbose);
     let result = match cli.command {
+        Command::Enroll(args) => enroll::run(cli.config.as_deref(), &args),
         Command::Eval(args) => eval::run(cli.config.as_deref(), &args),
         Command::Run(args) => run::run(cli.config.as_deref(), &args),
     };

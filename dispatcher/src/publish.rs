@@ -2,12 +2,15 @@
 //! clip with confirms, and with `--wait` follow the job until the reducer closes it.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 
 use anyhow::Context;
 use shared::config::{Secret, Settings};
 use shared::distributed::Shutdown;
 use shared::distributed::dispatch::{plan, publish_job, wait_for_job};
-use shared::source::{DateRange, LocalSource, new_job_id};
+use shared::distributed::profiles::{ProfileError, Profiles};
+use shared::pipeline::ClipTask;
+use shared::source::{ClipSource, DateRange, new_job_id};
 use shared::store::{JobRow, Store};
 
 use crate::Failure;
@@ -17,27 +20,12 @@ use crate::run::{print_dry_run, print_outcomes};
 pub fn run(
     settings: &Settings,
     amqp_url: Secret,
-    source: &LocalSource,
+    source: Arc<dyn ClipSource>,
     location: &str,
     dates: DateRange,
     args: &RunArgs,
 ) -> anyhow::Result<()> {
-    let Some(database_url) = settings.database_url.clone() else {
-        return Err(Failure::Usage(
-            "AMQP_URL is set, so DATABASE_URL is needed too: jobs and results live in Postgres"
-                .into(),
-        )
-        .into());
-    };
-    let store = Store::connect(&database_url).map_err(|e| Failure::Usage(e.to_string()))?;
-    // Before anything is published: a location nobody can be matched against is a mistake.
-    let workers = source.workers(location)?;
-    if !workers.iter().any(|w| !w.samples.is_empty()) {
-        anyhow::bail!(
-            "location {location} has no worker with a voice sample under {}: nothing was published",
-            source.root.join(location).join("voice_samples").display()
-        );
-    }
+    let store = connect_store(settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -45,8 +33,19 @@ pub fn run(
         .context("starting the async runtime")?;
     runtime.block_on(async {
         store.migrate().await.context("preparing the database")?;
+        // Before anything is published: a location nobody can be matched against is a mistake.
+        check_workers(&source, &store, location).await?;
         let job_id = new_job_id();
-        let plan = plan(source, &store, location, &dates, &job_id, args.force).await?;
+        let plan = plan(
+            source.as_ref(),
+            &store,
+            location,
+            &dates,
+            &job_id,
+            args.force,
+        )
+        .await?;
+        report_unknown_transactions(&store, location, &plan.tasks).await;
         if args.dry_run {
             print_dry_run(&plan.tasks, plan.skipped, "published");
             return Ok(());
@@ -86,6 +85,83 @@ pub fn run(
             None => anyhow::bail!("job {job_id} is no longer in voice_jobs"),
         }
     })
+}
+
+/// The store of distributed mode: DATABASE_URL is required (exit 2 without it).
+pub fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
+    let Some(database_url) = settings.database_url.clone() else {
+        let hint = if settings.supabase_url.is_some() {
+            " (SUPABASE_URL is the REST endpoint; the Postgres connection string is in \
+             Supabase's Project settings → Database)"
+        } else {
+            ""
+        };
+        return Err(Failure::Usage(format!(
+            "AMQP_URL is set, so DATABASE_URL is needed too: jobs, results and voice profiles \
+             live in Postgres{hint}"
+        ))
+        .into());
+    };
+    Store::connect(&database_url, settings.database_ca_cert.as_deref())
+        .map_err(|e| Failure::Usage(e.to_string()).into())
+}
+
+/// Exit 1, nothing published, when the location has no worker with a voice sample.
+async fn check_workers(
+    source: &Arc<dyn ClipSource>,
+    store: &Store,
+    location: &str,
+) -> anyhow::Result<()> {
+    let profiles = Profiles::new(Arc::clone(source), Some(store.clone()));
+    let assignment = match profiles.assignment(location).await {
+        Ok(a) => a,
+        Err(ProfileError::NoRoster(_)) => anyhow::bail!(
+            "location {location} has no workers in the `workers` table: nothing was published"
+        ),
+        Err(e) => return Err(e).context("listing the location's workers and voice samples"),
+    };
+    for owner in &assignment.unmatched {
+        tracing::warn!(
+            owner,
+            "voice samples match no worker of the location; they are not used"
+        );
+    }
+    if assignment.with_samples().next().is_none() {
+        anyhow::bail!(
+            "location {location} has no worker with a voice sample under {}: nothing was published",
+            source.samples_place(location)
+        );
+    }
+    Ok(())
+}
+
+/// A warning for clips whose transaction id is not one of the location's `transactions`.
+async fn report_unknown_transactions(store: &Store, location: &str, tasks: &[ClipTask]) {
+    let ids: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| t.clip.transaction_id.clone())
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    match store.known_transactions(location, &ids).await {
+        Ok(Some(known)) => {
+            let unknown: Vec<&str> = ids
+                .iter()
+                .filter(|id| !known.contains(*id))
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                tracing::warn!(
+                    clips = unknown.len(),
+                    first = unknown[0],
+                    "clips name a transaction that is not in `transactions` for this location; they are processed all the same"
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check the clips' transactions"),
+    }
 }
 
 /// `[#########...........]  92/200 done   3 failed  80 matched` on one terminal line, redrawn;

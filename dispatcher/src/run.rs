@@ -24,17 +24,29 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     }
     let dates = DateRange::parse(&args.dates).map_err(|e| Failure::Usage(format!("DATE {e}")))?;
     let settings = Settings::load(config).map_err(|e| Failure::Usage(e.to_string()))?;
-    if settings.voice_source != "local" {
-        anyhow::bail!(
-            "VOICE_SOURCE={} is not part of this build yet; use VOICE_SOURCE=local",
-            settings.voice_source
-        );
+    if !settings.clips_folder_is_dated() && dates.days().len() > 1 {
+        return Err(Failure::Usage(
+            "VOICE_CLIPS_FOLDER has no {date}, so it cannot tell one day's clips from another's: \
+             give one DATE, or a pattern such as Clips_{date}_*"
+                .into(),
+        )
+        .into());
     }
     let location = args.location_id.to_ascii_lowercase();
-    let source = LocalSource::new(&settings.voice_local_root);
     if let Some(amqp_url) = settings.amqp_url.clone() {
-        return crate::publish::run(&settings, amqp_url, &source, &location, dates, args);
+        let source = settings
+            .clip_source()
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        return crate::publish::run(&settings, amqp_url, source, &location, dates, args);
     }
+    if settings.voice_source != "local" {
+        return Err(Failure::Usage(format!(
+            "VOICE_SOURCE={} needs the workers: set AMQP_URL (standalone mode reads VOICE_LOCAL_ROOT)",
+            settings.voice_source
+        ))
+        .into());
+    }
+    let source = LocalSource::new(&settings.voice_local_root);
     let manifest = Manifest::load(&settings.model_path()).context("reading the model manifest")?;
     let opts = RunOptions {
         out_dir: args

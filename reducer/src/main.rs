@@ -41,7 +41,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
             "the reducer moves results from RabbitMQ to Postgres: set AMQP_URL and DATABASE_URL",
         ));
     };
-    let store = match Store::connect(&database_url) {
+    let store = match Store::connect(&database_url, settings.database_ca_cert.as_deref()) {
         Ok(store) => store,
         Err(e) => return Ok(usage(&e.to_string())),
     };

@@ -4,11 +4,13 @@
 //! in files as in the environment: `VOICE_MIN_UTTERANCE_MS=800` or `voice_min_utterance_ms = 800`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::matching::DecisionRules;
 use crate::model::{EncoderOptions, Manifest, ModelError, SpeakerEncoder, load_encoder};
+use crate::source::{ClipSource, DriveConfig, DriveSource, LocalSource};
 use crate::transcribe::AssemblyAiConfig;
 
 /// The environment variables read; anything else in the environment is ignored.
@@ -30,6 +32,13 @@ const ENV_KEYS: &[&str] = &[
     "AAI_SPEECH_MODELS",
     "AAI_RETRY_DELAYS_S",
     "AAI_DELETE_TRANSCRIPTS",
+    "GOOGLE_DRIVE_CREDENTIALS",
+    "GOOGLE_DRIVE_BASE_URL",
+    "VOICE_SAMPLES_FOLDER",
+    "VOICE_CLIPS_FOLDER",
+    "DATABASE_CA_CERT",
+    "SUPABASE_URL",
+    "SUPABASE_SERVICE_KEY",
 ];
 
 const DEFAULT_FILE: &str = "config/default.toml";
@@ -88,6 +97,37 @@ pub struct Settings {
     /// Delete each transcript from AssemblyAI once its result is safely with the broker.
     #[serde(default)]
     pub aai_delete_transcripts: bool,
+    /// The Drive service account's key: the JSON itself, or the path of a file holding it.
+    #[serde(default)]
+    pub google_drive_credentials: Option<Secret>,
+    /// Drive's API root (the token endpoint is the key's own `token_uri`).
+    #[serde(default = "default_drive_base_url")]
+    pub google_drive_base_url: String,
+    /// The Drive folder of the voice samples (`{location}` = the location id).
+    #[serde(default)]
+    pub voice_samples_folder: Option<String>,
+    /// The Drive folder(s) of a day's clips: `{date}` is the day, `*` any text.
+    #[serde(default = "default_clips_folder")]
+    pub voice_clips_folder: String,
+    /// PEM file of the CA that signed the database's certificate (Supabase's, from the
+    /// dashboard): the server is then verified. Without it TLS encrypts but trusts the server,
+    /// like libpq's `sslmode=require`.
+    #[serde(default)]
+    pub database_ca_cert: Option<PathBuf>,
+    /// The predecessor's REST settings: read so old environments still load, and used only to
+    /// point at DATABASE_URL (this system talks to Supabase's Postgres directly).
+    #[serde(default)]
+    pub supabase_url: Option<String>,
+    #[serde(default)]
+    pub supabase_service_key: Option<Secret>,
+}
+
+fn default_drive_base_url() -> String {
+    "https://www.googleapis.com".into()
+}
+
+fn default_clips_folder() -> String {
+    "Clips_{date}_*".into()
 }
 
 fn default_diarizer() -> String {
@@ -250,6 +290,25 @@ impl Settings {
         if self.voice_diarizer == "assemblyai" && self.aai_api_key.is_none() {
             return bad("VOICE_DIARIZER=assemblyai needs AAI_API_KEY");
         }
+        if self.voice_source == "gdrive" {
+            if self.google_drive_credentials.is_none() {
+                return bad(
+                    "VOICE_SOURCE=gdrive needs GOOGLE_DRIVE_CREDENTIALS (the service-account key JSON, or its path)",
+                );
+            }
+            if self
+                .voice_samples_folder
+                .as_deref()
+                .is_none_or(|f| f.trim().is_empty())
+            {
+                return bad(
+                    "VOICE_SOURCE=gdrive needs VOICE_SAMPLES_FOLDER (the Drive folder of the voice samples)",
+                );
+            }
+            if self.voice_clips_folder.trim().is_empty() {
+                return bad("VOICE_CLIPS_FOLDER must name the clips folder, e.g. Clips_{date}_*");
+            }
+        }
         if self.retry_delays().is_none() {
             return bad("AAI_RETRY_DELAYS_S must be seconds separated by commas, e.g. 5,10,15");
         }
@@ -292,6 +351,41 @@ impl Settings {
             .collect();
         config.retry_delays = self.retry_delays()?;
         Some(config)
+    }
+
+    /// Where clips and samples come from (VOICE_SOURCE).
+    pub fn clip_source(&self) -> Result<Arc<dyn ClipSource>, ConfigError> {
+        if self.voice_source != "gdrive" {
+            return Ok(Arc::new(LocalSource::new(&self.voice_local_root)));
+        }
+        let (Some(credentials), Some(samples)) =
+            (&self.google_drive_credentials, &self.voice_samples_folder)
+        else {
+            return Err(ConfigError::Invalid(
+                "VOICE_SOURCE=gdrive needs GOOGLE_DRIVE_CREDENTIALS and VOICE_SAMPLES_FOLDER"
+                    .into(),
+            ));
+        };
+        let key = if credentials.expose().trim_start().starts_with('{') {
+            credentials.clone()
+        } else {
+            let path = credentials.expose().trim();
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "GOOGLE_DRIVE_CREDENTIALS is neither key JSON nor a readable file: {path}: {e}"
+                ))
+            })?;
+            Secret::new(text)
+        };
+        let config = DriveConfig::new(&self.google_drive_base_url, key);
+        let source = DriveSource::new(config, samples, &self.voice_clips_folder)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(Arc::new(source))
+    }
+
+    /// Whether one clips folder name serves every day (no `{date}` in VOICE_CLIPS_FOLDER).
+    pub fn clips_folder_is_dated(&self) -> bool {
+        self.voice_source != "gdrive" || self.voice_clips_folder.contains("{date}")
     }
 
     /// The model manifest path: VOICE_MODEL, else the bundled model in the working folder or in the

@@ -7,11 +7,11 @@
 //! - [`features`]: the model's front-end (mel spectrogram), built from its manifest.
 //! - [`model`]: the model manifest, loading ONNX Runtime, the speaker encoder (batched runs).
 //! - [`diarize`]: the local diarizer (speech detection, window embeddings, clustering).
-//! - [`transcribe`]: speaker turns from AssemblyAI.
+//! - [`transcribe`]: speaker turns from AssemblyAI; [`http`]: what its client and Drive's share.
 //! - [`turns`]: speaker turns, and the minimum-length filter.
 //! - [`matching`]: voice profiles (enrollment) and the decision rules.
 //! - [`eval`]: labelled evaluation sets, accuracy, equal error rate and DER.
-//! - [`source`]: where clips and samples come from (the local folder), ids and dates.
+//! - [`source`]: where clips and samples come from (a local folder or Google Drive), ids and dates.
 //! - [`pipeline`]: the dispatcher, worker and reducer stages, and standalone mode.
 //! - [`queue`]: what travels between the stages through a broker: codec, topology, connection.
 //! - [`store`]: Postgres: migrations, jobs, idempotent result upserts.
@@ -24,6 +24,7 @@ pub mod diarize;
 pub mod distributed;
 pub mod eval;
 pub mod features;
+pub mod http;
 pub mod matching;
 pub mod model;
 pub mod pipeline;

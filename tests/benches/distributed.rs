@@ -76,7 +76,7 @@ fn task(job: &str, i: usize) -> ClipTask {
 async fn publish() {
     let services = Services::new("bench_publish");
     let url = Secret::new(services.amqp_url());
-    let store = Store::connect(&Secret::new(services.database_url())).expect("store");
+    let store = Store::connect(&Secret::new(services.database_url()), None).expect("store");
     store.migrate().await.expect("migrate");
     // Declare the topology once, as a running worker would have.
     Broker::connect(&url, "bench")
@@ -152,7 +152,7 @@ fn result(job: &str, i: usize) -> ClipResult {
 async fn reducer() {
     let services = Services::new("bench_reducer");
     let url = Secret::new(services.amqp_url());
-    let store = Store::connect(&Secret::new(services.database_url())).expect("store");
+    let store = Store::connect(&Secret::new(services.database_url()), None).expect("store");
     store.migrate().await.expect("migrate");
     let job = "bench-reducer";
     store
@@ -260,7 +260,8 @@ impl Bench {
             .enable_all()
             .build()
             .expect("runtime");
-        let store = Store::connect(&Secret::new(self.services.database_url())).expect("store");
+        let store =
+            Store::connect(&Secret::new(self.services.database_url()), None).expect("store");
         let started = Instant::now();
         loop {
             let job = runtime

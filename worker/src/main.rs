@@ -15,7 +15,7 @@ use shared::distributed::Shutdown;
 use shared::distributed::worker::WorkerService;
 use shared::pipeline::{ClipProcessor, spawn_batcher};
 use shared::service::{ServiceArgs, usage};
-use shared::source::LocalSource;
+use shared::store::Store;
 use shared::transcribe::AssemblyAi;
 
 #[derive(Debug, Parser)]
@@ -44,12 +44,18 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
              (without a broker, `dispatcher run` processes clips in one process)",
         ));
     };
-    if settings.voice_source != "local" {
-        return Ok(usage(&format!(
-            "VOICE_SOURCE={} is not part of this build yet; use VOICE_SOURCE=local",
-            settings.voice_source
-        )));
-    }
+    let source = match settings.clip_source() {
+        Ok(source) => source,
+        Err(e) => return Ok(usage(&e.to_string())),
+    };
+    // With a database, the roster is its `workers` table and profiles are shared through it.
+    let store = match &settings.database_url {
+        Some(url) => match Store::connect(url, settings.database_ca_cert.as_deref()) {
+            Ok(store) => Some(store),
+            Err(e) => return Ok(usage(&e.to_string())),
+        },
+        None => None,
+    };
     let encoder = settings.encoder().context("loading the speaker model")?;
     let manifest = encoder.manifest().clone();
     tracing::info!(model = %manifest.id, "speaker model loaded");
@@ -61,12 +67,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         min_utterance_ms: settings.voice_min_utterance_ms,
     };
     let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
-    let mut service = WorkerService::new(
-        amqp_url,
-        LocalSource::new(&settings.voice_local_root),
-        processor,
-        prefetch,
-    );
+    let mut service = WorkerService::new(amqp_url, source, store, processor, prefetch);
     if let Some(config) = settings.assemblyai() {
         tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");
         service.transcriber = Some(AssemblyAi::new(config).context("AssemblyAI client")?);

@@ -8,7 +8,7 @@ use crate::config::Secret;
 use crate::pipeline::ClipTask;
 use crate::queue::topology::CLIPS;
 use crate::queue::{Broker, BrokerError, Outgoing, encode, properties, task_headers};
-use crate::source::{DateRange, LocalSource, SourceError};
+use crate::source::{ClipSource, DateRange, SourceError};
 use crate::store::{JobRow, NewJob, Store, StoreError};
 
 /// Publishing is retried this many times (reconnecting in between) before the job is failed.
@@ -39,7 +39,7 @@ pub struct Plan {
 /// The tasks of every day of `dates`, less the clips the store already has a completed result
 /// for (unless `force`).
 pub async fn plan(
-    source: &LocalSource,
+    source: &dyn ClipSource,
     store: &Store,
     location: &str,
     dates: &DateRange,
@@ -48,7 +48,7 @@ pub async fn plan(
 ) -> Result<Plan, DispatchError> {
     let mut clips = Vec::new();
     for day in dates.days() {
-        clips.extend(source.list_clips(location, day)?);
+        clips.extend(source.list_clips(location, day).await?);
     }
     let done = if force || clips.is_empty() {
         Default::default()

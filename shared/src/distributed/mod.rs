@@ -5,6 +5,7 @@
 
 pub mod dispatch;
 mod poison;
+pub mod profiles;
 pub mod reducer;
 pub mod worker;
 

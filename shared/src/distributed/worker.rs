@@ -6,10 +6,8 @@
 //! is a `failed` result. On shutdown it stops consuming, finishes what it holds (or leaves it
 //! unacked, so the broker hands it to another worker) and returns.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_lite::StreamExt;
 use lapin::message::Delivery;
@@ -17,15 +15,17 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use lapin::types::FieldTable;
 use tokio::task::JoinSet;
 
+use super::profiles::ProfileError;
+use super::profiles::Profiles;
 use super::{Shutdown, poison, reconnecting};
 use crate::config::Secret;
-use crate::matching::{Profile, enroll_with};
 use crate::pipeline::{ClipProcessor, ClipResult, ClipTask};
 use crate::queue::topology::{CLIPS, RESULTS, retry_queue};
 use crate::queue::{
     Broker, BrokerError, Outgoing, decode, encode, properties, result_headers, task_headers,
 };
-use crate::source::{LocalSource, SourceError};
+use crate::source::ClipSource;
+use crate::store::Store;
 use crate::transcribe::AssemblyAi;
 
 /// How long a stopping worker waits for its clips in flight before leaving them to the broker.
@@ -33,11 +33,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct WorkerService {
     pub amqp_url: Secret,
-    pub source: LocalSource,
+    pub source: Arc<dyn ClipSource>,
     pub processor: Arc<ClipProcessor>,
     /// Clips in flight (VOICE_PARALLEL_WORKERS): the consumer's prefetch.
     pub prefetch: u16,
-    pub profiles: ProfileCache,
+    pub profiles: Profiles,
     /// Speaker turns from AssemblyAI instead of the local diarizer.
     pub transcriber: Option<AssemblyAi>,
     /// Delete each transcript from AssemblyAI once its result is with the broker.
@@ -52,18 +52,21 @@ enum Outcome {
 }
 
 impl WorkerService {
+    /// `store` (DATABASE_URL) holds the roster and the enrolled profiles; without one, each
+    /// worker enrolls from the source's own roster and keeps the profiles in memory.
     pub fn new(
         amqp_url: Secret,
-        source: LocalSource,
+        source: Arc<dyn ClipSource>,
+        store: Option<Store>,
         processor: ClipProcessor,
         prefetch: u16,
     ) -> Self {
         Self {
             amqp_url,
+            profiles: Profiles::new(Arc::clone(&source), store),
             source,
             processor: Arc::new(processor),
             prefetch: prefetch.max(1),
-            profiles: ProfileCache::default(),
             transcriber: None,
             delete_transcripts: false,
         }
@@ -201,30 +204,28 @@ impl WorkerService {
         let failed = |kind: &str, e: String| {
             Outcome::Result(Box::new(ClipResult::failed(task, &model, kind, e)))
         };
-        let path = match self.source.resolve(&task.location_id, &task.clip) {
-            Ok(path) => path,
-            Err(e) if e.is_transient() => {
-                return Outcome::Transient("source_unavailable", e.to_string());
-            }
-            Err(e) => return failed("bad_clip", e.to_string()),
+        let clip = match self.source.fetch_clip(&task.location_id, &task.clip).await {
+            Ok(clip) => clip,
+            Err(e) if e.is_transient() => return Outcome::Transient(e.kind(), e.to_string()),
+            Err(e) => return failed(e.kind(), e.to_string()),
         };
         // Both wait (the service; the first clip of a location on its enrollment): together.
         let transcribe = async {
             match &self.transcriber {
                 None => Ok(None),
-                Some(transcriber) => transcriber.transcribe(&path).await.map(Some),
+                Some(transcriber) => transcriber.transcribe(clip.path()).await.map(Some),
             }
         };
         let profiles = self
             .profiles
-            .get(&self.source, &self.processor, &task.location_id);
+            .get(&self.processor.batcher, &task.location_id, false);
         let (profiles, transcript) = tokio::join!(profiles, transcribe);
         let profiles = match profiles {
-            Ok(profiles) => profiles,
+            Ok(enrolled) => enrolled.profiles,
             Err(ProfileError::Source(e)) if e.is_transient() => {
-                return Outcome::Transient("source_unavailable", e.to_string());
+                return Outcome::Transient(e.kind(), e.to_string());
             }
-            Err(ProfileError::Model(e)) => return Outcome::Transient("model", e),
+            Err(e) if e.is_transient() => return Outcome::Transient("profiles", e.to_string()),
             Err(e) => return failed("no_profiles", e.to_string()),
         };
         let transcript = match transcript {
@@ -234,9 +235,10 @@ impl WorkerService {
         };
         let processor = Arc::clone(&self.processor);
         let owned = task.clone();
+        // The clip's file (a downloaded copy is removed with it) lives until it is processed.
         let work = move || match transcript {
-            Some(t) => processor.process_transcribed(&owned, &path, &profiles, t),
-            None => processor.process(&owned, &path, &profiles),
+            Some(t) => processor.process_transcribed(&owned, clip.path(), &profiles, t),
+            None => processor.process(&owned, clip.path(), &profiles),
         };
         match tokio::task::spawn_blocking(work).await {
             Ok(result) => Outcome::Result(Box::new(result)),
@@ -257,86 +259,4 @@ async fn publish(
     broker
         .publish(Outgoing::to_queue(queue, body, properties))
         .await
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error("speaker model: {0}")]
-    Model(String),
-    #[error("location {0} has no worker with a usable voice sample")]
-    NoWorkers(String),
-}
-
-/// Voice profiles per location, enrolled on first use and again whenever the location's
-/// samples change (a new, removed or rewritten file).
-#[derive(Default)]
-pub struct ProfileCache {
-    by_location: tokio::sync::Mutex<HashMap<String, Cached>>,
-}
-
-struct Cached {
-    fingerprint: Vec<(String, PathBuf, u64, SystemTime)>,
-    profiles: Arc<Vec<Profile>>,
-}
-
-impl ProfileCache {
-    pub async fn get(
-        &self,
-        source: &LocalSource,
-        processor: &ClipProcessor,
-        location: &str,
-    ) -> Result<Arc<Vec<Profile>>, ProfileError> {
-        let enrollees = source.workers(location)?;
-        let fingerprint: Vec<_> = enrollees
-            .iter()
-            .flat_map(|e| e.samples.iter().map(move |p| (e, p)))
-            .map(|(e, p)| {
-                let meta = std::fs::metadata(p).ok();
-                (
-                    e.worker_id.clone(),
-                    p.clone(),
-                    meta.as_ref().map_or(0, std::fs::Metadata::len),
-                    meta.and_then(|m| m.modified().ok())
-                        .unwrap_or(SystemTime::UNIX_EPOCH),
-                )
-            })
-            .collect();
-        // Held across enrollment: clips of a new location wait for one enrollment, not run many.
-        let mut cache = self.by_location.lock().await;
-        if let Some(hit) = cache.get(location).filter(|c| c.fingerprint == fingerprint) {
-            return Ok(Arc::clone(&hit.profiles));
-        }
-        let batcher = processor.batcher.clone();
-        let rate = batcher.manifest().sample_rate;
-        let enrollment = tokio::task::spawn_blocking(move || {
-            enroll_with(rate, &enrollees, |requests| {
-                batcher.embed_requests(requests)
-            })
-        })
-        .await
-        .map_err(|e| ProfileError::Model(e.to_string()))?
-        .map_err(ProfileError::Model)?;
-        for e in &enrollment.unreadable {
-            tracing::warn!(error = %e, "voice sample skipped");
-        }
-        if enrollment.profiles.is_empty() {
-            return Err(ProfileError::NoWorkers(location.to_string()));
-        }
-        tracing::info!(
-            location,
-            workers = enrollment.profiles.len(),
-            "voice profiles enrolled"
-        );
-        let profiles = Arc::new(enrollment.profiles);
-        cache.insert(
-            location.to_string(),
-            Cached {
-                fingerprint,
-                profiles: Arc::clone(&profiles),
-            },
-        );
-        Ok(profiles)
-    }
 }

@@ -1,8 +1,14 @@
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CivilDate, first_uuid};
+use super::{
+    BoxFuture, CivilDate, ClipSource, Fetched, RosterEntry, SampleFile, SourceError, assign,
+    first_uuid,
+};
 use crate::audio::SUPPORTED_EXTENSIONS;
 use crate::matching::Enrollee;
 
@@ -43,28 +49,12 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
         })
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{}: {reason}", path.display())]
-    Folder { path: PathBuf, reason: String },
-    #[error("clip {key}: {reason}")]
-    BadClip { key: String, reason: String },
-    /// This machine cannot see the location at all (a volume not mounted yet): worth a retry.
-    #[error("{}: the location folder is not available on this machine", path.display())]
-    Unavailable { path: PathBuf },
-}
-
-impl SourceError {
-    /// Whether trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
-    }
-}
-
 /// The local folder source.
 #[derive(Debug, Clone)]
 pub struct LocalSource {
     pub root: PathBuf,
+    /// Sample checksums by (path, size, modification time): each file is read once.
+    checksums: Arc<Mutex<HashMap<(PathBuf, u64, SystemTime), String>>>,
 }
 
 fn has_audio_extension(path: &Path) -> bool {
@@ -73,17 +63,12 @@ fn has_audio_extension(path: &Path) -> bool {
         .is_some_and(|e| SUPPORTED_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Names compare case- and space-insensitively (DESIGN §5).
-fn name_key(name: &str) -> String {
-    name.chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 impl LocalSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            checksums: Arc::default(),
+        }
     }
 
     fn location_dir(&self, location: &str) -> Result<PathBuf, SourceError> {
@@ -169,88 +154,207 @@ impl LocalSource {
             .join(&clip.name))
     }
 
-    /// The workers of a location with their samples: `workers.csv` gives ids and names; sample
-    /// folders (or files) are matched to them by name or id. Without `workers.csv` the sample
-    /// names are the roster, and the name is the id.
+    /// The workers of a location with their samples' paths (standalone mode): the roster of
+    /// `workers.csv` if there is one, else the sample owners.
     pub fn workers(&self, location: &str) -> Result<Vec<Enrollee>, SourceError> {
-        let dir = self.location_dir(location)?;
-        let samples_dir = dir.join("voice_samples");
-        let mut by_name: Vec<(String, Vec<PathBuf>)> = Vec::new();
-        if samples_dir.is_dir() {
-            let entries = std::fs::read_dir(&samples_dir).map_err(|e| SourceError::Folder {
-                path: samples_dir.clone(),
-                reason: e.to_string(),
-            })?;
-            let mut paths: Vec<PathBuf> =
-                entries.filter_map(Result::ok).map(|e| e.path()).collect();
-            paths.sort();
-            for path in paths {
-                let stem = path
-                    .file_stem()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if path.is_dir() {
-                    let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
-                        .map_err(|e| SourceError::Folder {
-                            path: path.clone(),
-                            reason: e.to_string(),
-                        })?
-                        .filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| p.is_file() && has_audio_extension(p))
-                        .collect();
-                    files.sort();
-                    by_name.push((name, files));
-                } else if has_audio_extension(&path) {
-                    match by_name
-                        .iter_mut()
-                        .find(|(n, _)| name_key(n) == name_key(&stem))
-                    {
-                        Some((_, files)) => files.push(path),
-                        None => by_name.push((stem, vec![path])),
+        let samples = self.samples(location)?;
+        let roster = self.roster_file(location)?;
+        let assignment = assign(roster.as_deref(), &samples);
+        for owner in &assignment.unmatched {
+            tracing::warn!(owner, "voice samples match no worker in workers.csv");
+        }
+        Ok(assignment
+            .workers
+            .into_iter()
+            .map(|w| Enrollee {
+                worker_id: w.worker_id,
+                name: w.name,
+                samples: w.samples.into_iter().map(|s| s.location.into()).collect(),
+            })
+            .collect())
+    }
+
+    /// The sample files under `voice_samples/` (a folder per worker, or `<worker>.<ext>`),
+    /// sorted, without checksums.
+    fn samples(&self, location: &str) -> Result<Vec<SampleFile>, SourceError> {
+        let samples_dir = self.location_dir(location)?.join("voice_samples");
+        if !samples_dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut samples = Vec::new();
+        for path in sorted_entries(&samples_dir)? {
+            let stem = file_part(path.file_stem());
+            if path.is_dir() {
+                let owner = file_part(path.file_name());
+                for file in sorted_entries(&path)? {
+                    if file.is_file() && has_audio_extension(&file) {
+                        samples.push(sample_file(&owner, file));
                     }
                 }
+            } else if has_audio_extension(&path) {
+                samples.push(sample_file(&stem, path));
             }
         }
-        let roster = dir.join("workers.csv");
+        Ok(samples)
+    }
+
+    /// `workers.csv` (id,name), when the location has one.
+    fn roster_file(&self, location: &str) -> Result<Option<Vec<RosterEntry>>, SourceError> {
+        let roster = self.location_dir(location)?.join("workers.csv");
         if !roster.is_file() {
-            return Ok(by_name
-                .into_iter()
-                .map(|(name, samples)| Enrollee {
-                    worker_id: name.clone(),
-                    name,
-                    samples,
-                })
-                .collect());
+            return Ok(None);
         }
         let bad = |reason: String| SourceError::Folder {
             path: roster.clone(),
             reason,
         };
         let mut reader = csv::Reader::from_path(&roster).map_err(|e| bad(e.to_string()))?;
-        let mut workers = Vec::new();
+        let mut entries = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| bad(e.to_string()))?;
             let (Some(id), Some(name)) = (record.get(0), record.get(1)) else {
                 return Err(bad("every row needs id,name".into()));
             };
-            let samples = by_name
-                .iter()
-                .find(|(n, _)| name_key(n) == name_key(name) || name_key(n) == name_key(id))
-                .map(|(_, files)| files.clone())
-                .unwrap_or_default();
-            workers.push(Enrollee {
-                worker_id: id.trim().to_string(),
+            entries.push(RosterEntry {
+                id: id.trim().to_string(),
                 name: name.trim().to_string(),
-                samples,
             });
         }
-        Ok(workers)
+        Ok(Some(entries))
     }
+
+    /// The md5 of a sample, remembered while its size and modification time stay the same.
+    fn checksum(&self, path: &Path) -> Result<String, SourceError> {
+        use md5::Digest;
+        let meta = std::fs::metadata(path).map_err(|e| SourceError::Folder {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let stamp = (
+            path.to_path_buf(),
+            meta.len(),
+            meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+        );
+        if let Some(sum) = self
+            .checksums
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&stamp).cloned())
+        {
+            return Ok(sum);
+        }
+        let bytes = std::fs::read(path).map_err(|e| SourceError::Folder {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let sum: String = md5::Md5::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Ok(mut cache) = self.checksums.lock() {
+            cache.insert(stamp, sum.clone());
+        }
+        Ok(sum)
+    }
+}
+
+fn file_part(part: Option<&std::ffi::OsStr>) -> String {
+    part.map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SourceError::Folder {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    Ok(paths)
+}
+
+fn sample_file(owner: &str, path: PathBuf) -> SampleFile {
+    SampleFile {
+        owner: owner.to_string(),
+        name: file_part(path.file_name()),
+        checksum: String::new(),
+        size: std::fs::metadata(&path).map_or(0, |m| m.len()),
+        location: path.to_string_lossy().into_owned(),
+    }
+}
+
+impl ClipSource for LocalSource {
+    fn list_clips<'a>(
+        &'a self,
+        location: &'a str,
+        date: CivilDate,
+    ) -> BoxFuture<'a, Result<Vec<ClipRef>, SourceError>> {
+        let me = self.clone();
+        let location = location.to_string();
+        Box::pin(blocking(move || me.list_clips(&location, date)))
+    }
+
+    fn list_samples<'a>(
+        &'a self,
+        location: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<SampleFile>, SourceError>> {
+        let me = self.clone();
+        let location = location.to_string();
+        Box::pin(blocking(move || {
+            let mut samples = me.samples(&location)?;
+            for sample in &mut samples {
+                sample.checksum = me.checksum(Path::new(&sample.location))?;
+            }
+            Ok(samples)
+        }))
+    }
+
+    fn roster<'a>(
+        &'a self,
+        location: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<RosterEntry>>, SourceError>> {
+        Box::pin(std::future::ready(self.roster_file(location)))
+    }
+
+    fn fetch_clip<'a>(
+        &'a self,
+        location: &'a str,
+        clip: &'a ClipRef,
+    ) -> BoxFuture<'a, Result<Fetched, SourceError>> {
+        Box::pin(std::future::ready(
+            self.resolve(location, clip).map(Fetched::local),
+        ))
+    }
+
+    fn fetch_sample<'a>(
+        &'a self,
+        sample: &'a SampleFile,
+    ) -> BoxFuture<'a, Result<Fetched, SourceError>> {
+        Box::pin(std::future::ready(Ok(Fetched::local(PathBuf::from(
+            &sample.location,
+        )))))
+    }
+
+    fn samples_place(&self, location: &str) -> String {
+        self.root
+            .join(location)
+            .join("voice_samples")
+            .display()
+            .to_string()
+    }
+}
+
+/// Runs file-system work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SourceError> + Send + 'static,
+) -> Result<T, SourceError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SourceError::Service {
+            kind: "internal",
+            message: format!("listing stopped: {e}"),
+            transient: true,
+        })?
 }
 
 #[cfg(test)]
@@ -313,11 +417,5 @@ mod tests {
         assert_eq!(a.message_id(), clip("a.wav", "2025-10-06").message_id());
         assert_ne!(a.message_id(), changed.message_id());
         assert_ne!(a.message_id(), clip("b.wav", "2025-10-06").message_id());
-    }
-
-    #[test]
-    fn names_match_ignoring_case_and_spaces() {
-        assert_eq!(name_key("Mary Ann"), name_key("maryann"));
-        assert_ne!(name_key("Ann"), name_key("Anne"));
     }
 }

@@ -1,16 +1,24 @@
-//! The Postgres store (DESIGN §9): jobs, clip results, voice profiles.
+//! The Postgres store (DESIGN §9): jobs, clip results, voice profiles; the customer's workers
+//! and transactions, read only.
 //!
 //! Every statement goes through `query_typed`: unnamed statements with declared parameter
 //! types, one round trip, and nothing prepared by name — which Supabase's transaction pooler
 //! (PgBouncer in transaction mode) requires.
 
+mod customer;
+mod profiles;
+mod tls;
+
+pub use profiles::StoredProfile;
+
 use std::collections::HashSet;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql, Type};
-use tokio_postgres::{NoTls, Row};
 
 use crate::config::Secret;
 use crate::pipeline::ClipResult;
@@ -28,12 +36,28 @@ pub enum StoreError {
     /// The parser's message names the bad part, never the password.
     #[error("DATABASE_URL is not a Postgres connection string: {0}")]
     BadUrl(String),
-    #[error("database: {0}")]
+    #[error("database: {}", with_causes(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("database: {0}")]
     Pool(String),
     #[error("database: {0}")]
     Data(String),
+    #[error("database TLS: {0}")]
+    Tls(String),
+}
+
+/// tokio-postgres keeps the reason (a refused certificate, a reset) in its source chain.
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
@@ -100,7 +124,8 @@ pub struct Store {
 
 impl Store {
     /// A pool that connects on first use: a database that is down now is not an error here.
-    pub fn connect(url: &Secret) -> Result<Self, StoreError> {
+    /// TLS as the URL's `sslmode` says; `ca_cert` (DATABASE_CA_CERT) makes it verified.
+    pub fn connect(url: &Secret, ca_cert: Option<&Path>) -> Result<Self, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url.expose())
             .map_err(|e| StoreError::BadUrl(e.to_string()))?;
         config
@@ -108,7 +133,7 @@ impl Store {
             .connect_timeout(Duration::from_secs(5));
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls::connector(ca_cert)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

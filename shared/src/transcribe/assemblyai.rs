@@ -106,13 +106,8 @@ struct ApiError {
 
 impl AssemblyAi {
     pub fn new(config: AssemblyAiConfig) -> Result<Self, TranscribeError> {
-        super::install_tls_provider();
-        let client = Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(config.request_timeout)
-            .user_agent(concat!("voice-diarization/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| TranscribeError::permanent("config", format!("HTTP client: {e}")))?;
+        let client = crate::http::client(config.request_timeout)
+            .map_err(|e| TranscribeError::permanent("config", e))?;
         Ok(Self { config, client })
     }
 
@@ -219,7 +214,7 @@ impl AssemblyAi {
                 Ok(response) => classify(what, response).await,
                 Err(e) => TranscribeError::transient(
                     if e.is_timeout() { "timeout" } else { "network" },
-                    format!("AssemblyAI {what}: {}", without_url(&e)),
+                    format!("AssemblyAI {what}: {}", crate::http::without_url(&e)),
                 ),
             };
             let Some(delay) = delays.next().filter(|_| error.is_transient()) else {
@@ -235,12 +230,7 @@ impl AssemblyAi {
 /// A non-2xx answer: 429 and 5xx are transient, other 4xx permanent; the API's message kept.
 async fn classify(what: &str, response: Response) -> TranscribeError {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(300)));
+    let retry_after = crate::http::retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<ApiError>(&body)
         .map(|e| e.error)
@@ -257,20 +247,6 @@ async fn classify(what: &str, response: Response) -> TranscribeError {
     };
     error.retry_after = retry_after;
     error
-}
-
-/// reqwest's errors name the URL; ours never needs it (and a signed URL may be private).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 fn into_transcript(t: TranscriptResponse) -> Transcript {

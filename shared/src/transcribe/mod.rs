@@ -70,12 +70,3 @@ impl TranscribeError {
         self.transient
     }
 }
-
-/// rustls's process-wide crypto provider (ring), installed once before any TLS client exists.
-pub fn install_tls_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Err means another provider is already installed, which serves as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}

@@ -1,0 +1,261 @@
+//! Voice profiles of a location, as the workers (and `dispatcher enroll`) get them: from memory
+//! while the samples are unchanged, else from `voice_profiles` when it holds profiles of this
+//! model built from exactly these samples (by checksum), else enrolled anew and stored there.
+//!
+//! The roster is the customer's `workers` table when the database has one, else what the source
+//! keeps (a local `workers.csv`), else the sample owners themselves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::matching::{Enrollee, Profile, enroll_with};
+use crate::pipeline::BatcherHandle;
+use crate::source::{Assignment, ClipSource, Fetched, SourceError, assign};
+use crate::store::{Store, StoreError, StoredProfile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("speaker model: {0}")]
+    Model(String),
+    #[error("location {0} has no workers in the `workers` table")]
+    NoRoster(String),
+    #[error("location {0} has no worker with a usable voice sample")]
+    NoWorkers(String),
+}
+
+impl ProfileError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Source(e) => e.is_transient(),
+            Self::Store(_) | Self::Model(_) => true,
+            Self::NoRoster(_) | Self::NoWorkers(_) => false,
+        }
+    }
+}
+
+/// Where a location's profiles came from this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Memory,
+    Store,
+    Enrolled,
+}
+
+pub struct Enrolled {
+    pub profiles: Arc<Vec<Profile>>,
+    pub origin: Origin,
+    /// Samples that could not be used, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// (worker id, sorted sample checksums), sorted: what a set of profiles was built from.
+type Fingerprint = Vec<(String, Vec<String>)>;
+
+pub struct Profiles {
+    source: Arc<dyn ClipSource>,
+    store: Option<Store>,
+    memo: tokio::sync::Mutex<HashMap<String, (Fingerprint, Arc<Vec<Profile>>)>>,
+}
+
+impl Profiles {
+    pub fn new(source: Arc<dyn ClipSource>, store: Option<Store>) -> Self {
+        Self {
+            source,
+            store,
+            memo: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// Who the location's workers are and which samples are theirs.
+    pub async fn assignment(&self, location: &str) -> Result<Assignment, ProfileError> {
+        let roster = match &self.store {
+            Some(store) => store.roster(location).await?,
+            None => None,
+        };
+        if roster.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ProfileError::NoRoster(location.to_string()));
+        }
+        let roster = match roster {
+            Some(roster) => Some(roster),
+            None => self.source.roster(location).await?,
+        };
+        let samples = self.source.list_samples(location).await?;
+        Ok(assign(roster.as_deref(), &samples))
+    }
+
+    /// The location's profiles; `force` enrolls again whatever is cached (`dispatcher enroll`).
+    pub async fn get(
+        &self,
+        batcher: &BatcherHandle,
+        location: &str,
+        force: bool,
+    ) -> Result<Enrolled, ProfileError> {
+        let assignment = self.assignment(location).await?;
+        let mut fingerprint: Fingerprint = assignment
+            .with_samples()
+            .map(|w| {
+                let mut sums: Vec<String> = w.samples.iter().map(|s| s.checksum.clone()).collect();
+                sums.sort();
+                (w.worker_id.clone(), sums)
+            })
+            .collect();
+        fingerprint.sort();
+        if fingerprint.is_empty() {
+            return Err(ProfileError::NoWorkers(location.to_string()));
+        }
+        // Held across enrollment: clips of a new location wait for one enrollment, not run many.
+        let mut memo = self.memo.lock().await;
+        if !force
+            && let Some((known, profiles)) = memo.get(location)
+            && *known == fingerprint
+        {
+            return Ok(Enrolled {
+                profiles: Arc::clone(profiles),
+                origin: Origin::Memory,
+                skipped: Vec::new(),
+            });
+        }
+        let model = batcher.manifest().id.clone();
+        if !force
+            && let Some(store) = &self.store
+            && let Some(profiles) = stored(
+                &store.load_profiles(location, &model).await?,
+                &fingerprint,
+                &assignment,
+            )
+        {
+            tracing::info!(
+                location,
+                workers = profiles.len(),
+                "voice profiles loaded from the database"
+            );
+            let profiles = Arc::new(profiles);
+            memo.insert(location.to_string(), (fingerprint, Arc::clone(&profiles)));
+            return Ok(Enrolled {
+                profiles,
+                origin: Origin::Store,
+                skipped: Vec::new(),
+            });
+        }
+
+        let (profiles, skipped) = self.enroll(batcher, &assignment).await?;
+        if profiles.is_empty() {
+            return Err(ProfileError::NoWorkers(location.to_string()));
+        }
+        tracing::info!(
+            location,
+            workers = profiles.len(),
+            "voice profiles enrolled"
+        );
+        if let Some(store) = &self.store {
+            let rows: Vec<StoredProfile> = profiles
+                .iter()
+                .filter_map(|p| {
+                    let (_, sums) = fingerprint.iter().find(|(id, _)| *id == p.worker_id)?;
+                    Some(StoredProfile {
+                        worker_id: p.worker_id.clone(),
+                        embedding: p.embedding.clone(),
+                        speech_s: p.speech_s,
+                        weak_profile: p.weak_profile,
+                        checksums: sums.clone(),
+                    })
+                })
+                .collect();
+            // The profiles are good either way: a store that is away only costs a later re-enrollment.
+            if let Err(e) = store.save_profiles(location, &model, &rows).await {
+                tracing::warn!(location, error = %e, "voice profiles could not be stored");
+            }
+        }
+        let profiles = Arc::new(profiles);
+        memo.insert(location.to_string(), (fingerprint, Arc::clone(&profiles)));
+        Ok(Enrolled {
+            profiles,
+            origin: Origin::Enrolled,
+            skipped,
+        })
+    }
+
+    /// Fetches every sample and embeds them; a sample that cannot be had is skipped, unless
+    /// the failure is transient (then the whole enrollment is tried again later).
+    async fn enroll(
+        &self,
+        batcher: &BatcherHandle,
+        assignment: &Assignment,
+    ) -> Result<(Vec<Profile>, Vec<String>), ProfileError> {
+        let mut fetched: Vec<Fetched> = Vec::new();
+        let mut enrollees = Vec::new();
+        let mut skipped = Vec::new();
+        for worker in assignment.with_samples() {
+            let mut paths = Vec::new();
+            for sample in &worker.samples {
+                match self.source.fetch_sample(sample).await {
+                    Ok(file) => {
+                        paths.push(file.path().to_path_buf());
+                        fetched.push(file);
+                    }
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    Err(e) => skipped.push(format!("{} ({}): {e}", sample.name, worker.name)),
+                }
+            }
+            enrollees.push(Enrollee {
+                worker_id: worker.worker_id.clone(),
+                name: worker.name.clone(),
+                samples: paths,
+            });
+        }
+        let batcher = batcher.clone();
+        let rate = batcher.manifest().sample_rate;
+        let enrollment = tokio::task::spawn_blocking(move || {
+            enroll_with(rate, &enrollees, |requests| {
+                batcher.embed_requests(requests)
+            })
+        })
+        .await
+        .map_err(|e| ProfileError::Model(e.to_string()))?
+        .map_err(ProfileError::Model)?;
+        drop(fetched);
+        skipped.extend(enrollment.unreadable.iter().map(ToString::to_string));
+        for s in &skipped {
+            tracing::warn!(sample = %s, "voice sample skipped");
+        }
+        Ok((enrollment.profiles, skipped))
+    }
+}
+
+/// The stored profiles, when they are exactly those of `fingerprint` (same workers, same
+/// samples), named as the roster names them now.
+fn stored(
+    rows: &[StoredProfile],
+    fingerprint: &Fingerprint,
+    assignment: &Assignment,
+) -> Option<Vec<Profile>> {
+    if rows.len() != fingerprint.len() {
+        return None;
+    }
+    fingerprint
+        .iter()
+        .map(|(id, sums)| {
+            let row = rows
+                .iter()
+                .find(|r| r.worker_id == *id && r.checksums == *sums)?;
+            let name = assignment
+                .workers
+                .iter()
+                .find(|w| w.worker_id == *id)
+                .map_or_else(|| id.clone(), |w| w.name.clone());
+            Some(Profile {
+                worker_id: id.clone(),
+                name,
+                embedding: row.embedding.clone(),
+                samples: Vec::new(),
+                speech_s: row.speech_s,
+                weak_profile: row.weak_profile,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,94 @@
+//! Enrolled voice profiles (`voice_profiles`), so that a location's samples are embedded once
+//! per model and content, not by every worker at every start.
+
+use tokio_postgres::types::{Json, ToSql, Type};
+
+use super::{Store, StoreError};
+
+/// One worker's profile as stored, with the checksums of the samples it was built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProfile {
+    pub worker_id: String,
+    pub embedding: Vec<f32>,
+    pub speech_s: f64,
+    pub weak_profile: bool,
+    /// Sorted md5s of the samples.
+    pub checksums: Vec<String>,
+}
+
+impl Store {
+    pub async fn load_profiles(
+        &self,
+        location: &str,
+        model_id: &str,
+    ) -> Result<Vec<StoredProfile>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(
+                "SELECT worker_id, embedding, speech_s, weak_profile, sample_checksums
+                 FROM voice_profiles WHERE location_id = $1::uuid AND model_id = $2
+                 ORDER BY worker_id",
+                &[(&location, Type::TEXT), (&model_id, Type::TEXT)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredProfile {
+                    worker_id: r.try_get("worker_id")?,
+                    embedding: r.try_get("embedding")?,
+                    speech_s: r.try_get("speech_s")?,
+                    weak_profile: r.try_get("weak_profile")?,
+                    checksums: r.try_get::<_, Json<Vec<String>>>("sample_checksums")?.0,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the location's profiles for the model with `profiles`, in one transaction.
+    pub async fn save_profiles(
+        &self,
+        location: &str,
+        model_id: &str,
+        profiles: &[StoredProfile],
+    ) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let workers: Vec<&str> = profiles.iter().map(|p| p.worker_id.as_str()).collect();
+        tx.query_typed(
+            "DELETE FROM voice_profiles
+             WHERE location_id = $1::uuid AND model_id = $2 AND NOT worker_id = ANY($3)",
+            &[
+                (&location, Type::TEXT),
+                (&model_id, Type::TEXT),
+                (&workers, Type::TEXT_ARRAY),
+            ],
+        )
+        .await?;
+        for p in profiles {
+            let checksums = Json(&p.checksums);
+            tx.query_typed(
+                "INSERT INTO voice_profiles AS v (location_id, worker_id, model_id, embedding,
+                     speech_s, weak_profile, sample_checksums)
+                 VALUES ($1::uuid, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (location_id, worker_id, model_id) DO UPDATE SET
+                     embedding = EXCLUDED.embedding, speech_s = EXCLUDED.speech_s,
+                     weak_profile = EXCLUDED.weak_profile,
+                     sample_checksums = EXCLUDED.sample_checksums, updated_at = now()",
+                &[
+                    (&location, Type::TEXT),
+                    (&p.worker_id, Type::TEXT),
+                    (&model_id, Type::TEXT),
+                    (&p.embedding, Type::FLOAT4_ARRAY),
+                    (&p.speech_s, Type::FLOAT8),
+                    (&p.weak_profile, Type::BOOL),
+                    (&checksums as &(dyn ToSql + Sync), Type::JSONB),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,425 @@
+//! Contract tests of the Google Drive source against a local Drive that follows the documented
+//! API (`it::drive_fake`): the token exchange, the `q` strings and paging of `files.list`,
+//! streamed downloads into private temporary files, and every failure the API documents.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use it::drive_fake::{DriveEntry, FakeDrive, file, folder, param};
+use shared::config::Secret;
+use shared::source::{CivilDate, ClipSource, DriveConfig, DriveSource, SourceError};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+const LOCATION: &str = "8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e";
+const TX: &str = "0b7c52a3-27a4-4d39-a3a8-7c1e0f5d9b21";
+
+/// Samples (two worker folders and one loose file), two clips folders of the day, one of the
+/// next day, a trashed clip and a text file.
+fn tree() -> Vec<DriveEntry> {
+    let mut trashed = file(
+        "clipTrashed001",
+        "till1_trashed.wav",
+        "fClips0700",
+        vec![9; 10],
+    );
+    trashed.trashed = true;
+    vec![
+        folder("fSamples00001", "Cary Voice Samples", None),
+        folder("fAllison00001", "Allison", Some("fSamples00001")),
+        file("sAllison00001", "01.wav", "fAllison00001", vec![1; 100]),
+        file("sAllison00002", "02.wav", "fAllison00001", vec![2; 100]),
+        folder("fCarlo0000001", "Carlo", Some("fSamples00001")),
+        file("sCarlo0000001", "01.wav", "fCarlo0000001", vec![3; 100]),
+        file("sJune00000001", "June.wav", "fSamples00001", vec![4; 100]),
+        folder("fClips0700", "Clips_2025-10-06_0700", None),
+        folder("fClips1500", "Clips_2025-10-06_1500", None),
+        folder("fClipsNext", "Clips_2025-10-07_0700", None),
+        file(
+            "clipA0000001",
+            &format!("till1_{TX}.wav"),
+            "fClips0700",
+            vec![5; 1000],
+        ),
+        file("clipB0000001", "till2_b.wav", "fClips0700", vec![6; 1000]),
+        file("clipC0000001", "till3_c.wav", "fClips0700", vec![7; 1000]),
+        file("clipD0000001", "till4_d.wav", "fClips1500", vec![8; 1000]),
+        file("clipE0000001", "till5_e.wav", "fClips1500", vec![8; 999]),
+        file(
+            "notes0000001",
+            "notes.txt",
+            "fClips1500",
+            b"not audio".to_vec(),
+        ),
+        trashed,
+        file("clipNext0001", "till9_next.wav", "fClipsNext", vec![1; 10]),
+    ]
+}
+
+fn source(drive: &FakeDrive) -> DriveSource {
+    let mut config = DriveConfig::new(&drive.server.uri(), Secret::new(drive.key_json.clone()));
+    config.retry_delays = vec![Duration::from_millis(100); 3];
+    config.request_timeout = Duration::from_secs(5);
+    DriveSource::new(config, "Cary Voice Samples", "Clips_{date}_*").unwrap()
+}
+
+fn day() -> CivilDate {
+    CivilDate::parse("2025-10-06").unwrap()
+}
+
+fn assert_no_secret(drive: &FakeDrive, text: &str) {
+    assert!(
+        !text.contains(&drive.token),
+        "the access token leaked: {text}"
+    );
+    let key_line = drive.private_key.lines().nth(3).unwrap_or("-");
+    assert!(!text.contains(key_line), "the private key leaked: {text}");
+}
+
+/// Temporary downloads of this process still on disk.
+fn temp_files() -> usize {
+    let prefix = format!("voice-{}-", std::process::id());
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_days_clips_come_from_every_matching_folder_over_all_pages() {
+    let drive = FakeDrive::start(tree(), 2).await;
+    let source = source(&drive);
+    let clips = source.list_clips(LOCATION, day()).await.unwrap();
+    let names: Vec<&str> = clips.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            &format!("till1_{TX}.wav") as &str,
+            "till2_b.wav",
+            "till3_c.wav",
+            "till4_d.wav",
+            "till5_e.wav"
+        ]
+    );
+    let first = &clips[0];
+    assert_eq!(first.key, format!("{LOCATION}/2025-10-06/till1_{TX}.wav"));
+    assert_eq!(first.transaction_id.as_deref(), Some(TX));
+    assert_eq!(first.location, "clipA0000001");
+    assert_eq!(first.size, 1000);
+    assert_eq!(
+        first.version.len(),
+        32,
+        "the md5Checksum is the clip's version"
+    );
+    assert_ne!(clips[3].version, clips[4].version);
+
+    let queries = drive.queries().await;
+    assert_eq!(
+        queries[0],
+        "mimeType = 'application/vnd.google-apps.folder' and trashed = false \
+         and name contains 'Clips_2025-10-06_'"
+    );
+    assert!(queries.contains(&"'fClips0700' in parents and trashed = false".to_string()));
+    assert!(queries.contains(&"'fClips1500' in parents and trashed = false".to_string()));
+    assert!(!queries.iter().any(|q| q.contains("fClipsNext")));
+    let lists = drive.requests("/drive/v3/files").await;
+    // Two folders, then 4 + 3 files (trashed ones are not even sent), two a page: 1 + 2 + 2 pages.
+    assert_eq!(lists.len(), 5, "{queries:?}");
+    let paged: Vec<String> = lists.iter().filter_map(|r| param(r, "pageToken")).collect();
+    assert_eq!(paged, ["page-2", "page-2"]);
+    for r in &lists {
+        assert_eq!(param(r, "pageSize").as_deref(), Some("1000"));
+        assert_eq!(param(r, "supportsAllDrives").as_deref(), Some("true"));
+        assert_eq!(
+            param(r, "includeItemsFromAllDrives").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            param(r, "fields").as_deref(),
+            Some("nextPageToken,files(id,name,mimeType,size,md5Checksum,createdTime)")
+        );
+        assert_eq!(
+            r.headers.get("authorization").and_then(|v| v.to_str().ok()),
+            Some(format!("Bearer {}", drive.token).as_str())
+        );
+    }
+    // One token for all of it: yup-oauth2 caches it.
+    assert_eq!(drive.requests("/token").await.len(), 1);
+
+    // A day with no folder is an empty day, not an error.
+    let none = source
+        .list_clips(LOCATION, CivilDate::parse("2025-10-08").unwrap())
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn samples_are_listed_by_owner_with_their_checksums() {
+    let drive = FakeDrive::start(tree(), 1000).await;
+    let source = source(&drive);
+    let samples = source.list_samples(LOCATION).await.unwrap();
+    let owners: Vec<(&str, &str)> = samples
+        .iter()
+        .map(|s| (s.owner.as_str(), s.name.as_str()))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("Allison", "01.wav"),
+            ("Allison", "02.wav"),
+            ("Carlo", "01.wav"),
+            ("June", "June.wav")
+        ]
+    );
+    assert!(samples.iter().all(|s| s.checksum.len() == 32));
+    assert_eq!(
+        drive.queries().await[0],
+        "mimeType = 'application/vnd.google-apps.folder' and trashed = false \
+         and name = 'Cary Voice Samples'"
+    );
+    // Listed again within a minute: served from memory, no new call.
+    let calls = drive.requests("/drive/v3/files").await.len();
+    source.list_samples(LOCATION).await.unwrap();
+    assert_eq!(drive.requests("/drive/v3/files").await.len(), calls);
+
+    // A samples folder nobody shared is a clear, permanent error.
+    let mut config = DriveConfig::new(&drive.server.uri(), Secret::new(drive.key_json.clone()));
+    config.retry_delays = Vec::new();
+    let elsewhere = DriveSource::new(config, "Durham Voice Samples", "Clips_{date}_*").unwrap();
+    let e = elsewhere.list_samples(LOCATION).await.unwrap_err();
+    assert!(!e.is_transient());
+    assert!(
+        e.to_string()
+            .contains("no folder named `Durham Voice Samples`"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn downloads_go_to_private_temporary_files_removed_after_use() {
+    let drive = FakeDrive::start(tree(), 1000).await;
+    let source = source(&drive);
+    let clips = source.list_clips(LOCATION, day()).await.unwrap();
+    let before = temp_files();
+    let fetched = source.fetch_clip(LOCATION, &clips[0]).await.unwrap();
+    assert_eq!(std::fs::read(fetched.path()).unwrap(), vec![5; 1000]);
+    let mode = std::fs::metadata(fetched.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "customer audio is private to the service user"
+    );
+    assert!(fetched.path().to_string_lossy().ends_with(".wav"));
+    let media = drive.requests("/drive/v3/files/clipA0000001").await;
+    assert_eq!(param(&media[0], "alt").as_deref(), Some("media"));
+    assert_eq!(
+        param(&media[0], "supportsAllDrives").as_deref(),
+        Some("true")
+    );
+    let path = fetched.path().to_path_buf();
+    drop(fetched);
+    assert!(!path.exists(), "the temporary copy is removed after use");
+
+    // A file that has gone since it was listed: permanent, and nothing is left behind.
+    let mut gone = clips[0].clone();
+    gone.location = "deletedFile0001".into();
+    let e = source.fetch_clip(LOCATION, &gone).await.unwrap_err();
+    assert_eq!(e.kind(), "drive_not_found");
+    assert!(!e.is_transient());
+    assert!(e.to_string().contains("File not found"), "{e}");
+    // A message naming something that is not a Drive id is refused before any call.
+    let mut forged = clips[0].clone();
+    forged.location = "../../etc/passwd".into();
+    let e = source.fetch_clip(LOCATION, &forged).await.unwrap_err();
+    assert!(matches!(e, SourceError::BadClip { .. }), "{e}");
+    assert_eq!(temp_files(), before);
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried() {
+    let drive = FakeDrive::start(tree(), 1000).await;
+    let once = |status: u16, body: serde_json::Value| {
+        Mock::given(method("GET"))
+            .and(path("/drive/v3/files"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .up_to_n_times(1)
+            .with_priority(2)
+    };
+    once(
+        429,
+        serde_json::json!({"error": {"code": 429, "message": "Rate Limit Exceeded"}}),
+    )
+    .mount(&drive.server)
+    .await;
+    let started = Instant::now();
+    // 429 with Retry-After: mounted over the plain 429 above, answered first.
+    Mock::given(method("GET"))
+        .and(path("/drive/v3/files"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(
+                    serde_json::json!({"error": {"code": 429, "message": "Too Many Requests"}}),
+                ),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&drive.server)
+        .await;
+    let samples = source(&drive).list_samples(LOCATION).await.unwrap();
+    assert_eq!(samples.len(), 4);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+
+    // 403 userRateLimitExceeded, then 500, then the answer.
+    let drive = FakeDrive::start(tree(), 1000).await;
+    once(
+        403,
+        serde_json::json!({"error": {"code": 403, "message": "User Rate Limit Exceeded",
+            "errors": [{"domain": "usageLimits", "reason": "userRateLimitExceeded"}]}}),
+    )
+    .mount(&drive.server)
+    .await;
+    let source = source(&drive);
+    let clips = source.list_clips(LOCATION, day()).await.unwrap();
+    assert_eq!(clips.len(), 5);
+    Mock::given(method("GET"))
+        .and(path("/drive/v3/files/clipA0000001"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("backend error"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&drive.server)
+        .await;
+    let fetched = source.fetch_clip(LOCATION, &clips[0]).await.unwrap();
+    assert_eq!(std::fs::read(fetched.path()).unwrap().len(), 1000);
+}
+
+#[tokio::test]
+async fn persistent_failures_end_with_the_apis_message_and_no_secret() {
+    // 503 for ever: four tries (three retries), then a transient error.
+    let drive = FakeDrive::start(tree(), 1000).await;
+    Mock::given(method("GET"))
+        .and(path("/drive/v3/files"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(
+            serde_json::json!({"error": {"code": 503, "message": "The service is currently unavailable."}}),
+        ))
+        .with_priority(1)
+        .mount(&drive.server)
+        .await;
+    let e = source(&drive)
+        .list_clips(LOCATION, day())
+        .await
+        .unwrap_err();
+    assert!(e.is_transient());
+    assert_eq!(e.kind(), "drive_server_error");
+    assert!(e.to_string().contains("currently unavailable"), "{e}");
+    assert_eq!(drive.requests("/drive/v3/files").await.len(), 4);
+    assert_no_secret(&drive, &e.to_string());
+
+    // 401 for ever: one fresh token, then a permanent error.
+    let drive = FakeDrive::start(tree(), 1000).await;
+    Mock::given(method("GET"))
+        .and(path("/drive/v3/files"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!(
+            {"error": {"code": 401, "message": "Request had invalid authentication credentials.",
+                       "errors": [{"reason": "authError"}]}})))
+        .with_priority(1)
+        .mount(&drive.server)
+        .await;
+    let e = source(&drive)
+        .list_clips(LOCATION, day())
+        .await
+        .unwrap_err();
+    assert!(!e.is_transient());
+    assert_eq!(e.kind(), "drive_unauthorized");
+    assert!(
+        e.to_string().contains("invalid authentication credentials"),
+        "{e}"
+    );
+    assert_eq!(drive.requests("/drive/v3/files").await.len(), 2);
+    assert_eq!(
+        drive.requests("/token").await.len(),
+        2,
+        "the retry uses a fresh token"
+    );
+    assert_no_secret(&drive, &e.to_string());
+
+    // 403 without a rate-limit reason (the folder is not shared): permanent at once.
+    let drive = FakeDrive::start(tree(), 1000).await;
+    Mock::given(method("GET"))
+        .and(path("/drive/v3/files"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!(
+            {"error": {"code": 403, "message": "The user does not have sufficient permissions for this file.",
+                       "errors": [{"reason": "insufficientFilePermissions"}]}})))
+        .with_priority(1)
+        .mount(&drive.server)
+        .await;
+    let e = source(&drive).list_samples(LOCATION).await.unwrap_err();
+    assert!(!e.is_transient());
+    assert_eq!(drive.requests("/drive/v3/files").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_that_hangs_times_out_as_a_transient_failure() {
+    let drive = FakeDrive::start(tree(), 1000).await;
+    Mock::given(method("GET"))
+        .and(path("/drive/v3/files"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(3))
+                .set_body_json(serde_json::json!({"files": []})),
+        )
+        .with_priority(1)
+        .mount(&drive.server)
+        .await;
+    let mut config = DriveConfig::new(&drive.server.uri(), Secret::new(drive.key_json.clone()));
+    config.retry_delays = vec![Duration::from_millis(50)];
+    config.request_timeout = Duration::from_millis(300);
+    let source = DriveSource::new(config, "Cary Voice Samples", "Clips_{date}_*").unwrap();
+    let started = Instant::now();
+    let e = source.list_clips(LOCATION, day()).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert_eq!(e.kind(), "drive_timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_refused_key_is_permanent_and_a_malformed_one_is_never_quoted() {
+    let drive = FakeDrive::start(tree(), 1000).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!(
+            {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})))
+        .with_priority(1)
+        .mount(&drive.server)
+        .await;
+    let e = source(&drive)
+        .list_clips(LOCATION, day())
+        .await
+        .unwrap_err();
+    assert!(!e.is_transient());
+    assert_eq!(e.kind(), "drive_unauthorized");
+    assert!(e.to_string().contains("invalid_grant"), "{e}");
+    assert_eq!(drive.requests("/drive/v3/files").await.len(), 0);
+    assert_no_secret(&drive, &e.to_string());
+
+    let broken = drive.key_json.replacen('{', "{\"oops\" ", 1);
+    let Err(e) = DriveSource::new(
+        DriveConfig::new(&drive.server.uri(), Secret::new(broken)),
+        "Cary Voice Samples",
+        "Clips_{date}_*",
+    ) else {
+        panic!("a malformed key was accepted");
+    };
+    assert!(e.to_string().contains("GOOGLE_DRIVE_CREDENTIALS"), "{e}");
+    assert_no_secret(&drive, &e.to_string());
+}
