@@ -423,3 +423,258 @@ async fn a_refused_key_is_permanent_and_a_malformed_one_is_never_quoted() {
     assert!(e.to_string().contains("GOOGLE_DRIVE_CREDENTIALS"), "{e}");
     assert_no_secret(&drive, &e.to_string());
 }
+
+/// The whole way with the real inputs' adapters: the dispatcher lists the day on a local
+/// Drive, workers download each clip (and the samples) from it and take turns from a local
+/// AssemblyAI, the reducer stores the results; the roster is the `workers` table. Every clip
+/// gets its expected employee, no temporary file is left, and none of the planted secrets
+/// appears in any log, stored row, error or message.
+#[test]
+fn drive_clips_through_assemblyai_to_postgres_with_the_expected_employees() {
+    use it::{Child, Services, TempDir, demo_location};
+    const AAI_KEY: &str = "aai-planted-key-0c4e";
+    const SERVICE_KEY: &str = "sb-planted-service-key-7a90";
+    const DB_PASSWORD: &str = "planted-db-password-e21f";
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let aai = runtime.block_on(it::fake_assemblyai(Duration::from_millis(20), false));
+
+    // The Drive: the demo's samples, and its clips twice over (new transaction ids), in two
+    // folders of the day; a trashed copy and a text file that must be ignored.
+    let demo = demo_location();
+    let mut entries = vec![
+        folder("fSamples00001", "Cary Voice Samples", None),
+        folder("fClips0700", "Clips_2025-10-06_0700", None),
+        folder("fClips1500", "Clips_2025-10-06_1500", None),
+        folder("fClipsNext", "Clips_2025-10-07_0700", None),
+    ];
+    let mut samples: Vec<_> = std::fs::read_dir(demo.join("voice_samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    samples.sort();
+    for (w, dir) in samples.iter().enumerate() {
+        let id = format!("fWorker{w:06}");
+        entries.push(folder(
+            &id,
+            &dir.file_name().unwrap().to_string_lossy(),
+            Some("fSamples00001"),
+        ));
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for (i, f) in files.iter().enumerate() {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            entries.push(file(
+                &format!("sSample{w:02}{i:04}"),
+                &name,
+                &id,
+                std::fs::read(f).unwrap(),
+            ));
+        }
+    }
+    let mut reader = csv::Reader::from_path(it::root().join("demo/expected.csv")).unwrap();
+    let sources: Vec<(String, String)> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .map(|r| (r[0].to_string(), r[1].to_string()))
+        .collect();
+    let mut expected = std::collections::BTreeMap::new();
+    let mut transactions = Vec::new();
+    for i in 0..2 * sources.len() {
+        let (original, outcome) = &sources[i % sources.len()];
+        let ext = original.rsplit('.').next().unwrap();
+        let tx = format!("{i:08x}-0000-4000-8000-{:012x}", i * 7919);
+        let name = format!("till1_{tx}.{ext}");
+        let parent = if i % 2 == 0 {
+            "fClips0700"
+        } else {
+            "fClips1500"
+        };
+        let bytes = std::fs::read(demo.join("clips/2025-10-06").join(original)).unwrap();
+        entries.push(file(&format!("clip{i:08}"), &name, parent, bytes));
+        expected.insert(name, outcome.clone());
+        transactions.push(tx);
+    }
+    let mut trashed = file(
+        "clipTrashed001",
+        "till9_trashed.wav",
+        "fClips0700",
+        vec![0; 64],
+    );
+    trashed.trashed = true;
+    entries.push(trashed);
+    entries.push(file(
+        "notes0000001",
+        "notes.txt",
+        "fClips1500",
+        b"shift notes".to_vec(),
+    ));
+    entries.push(file(
+        "clipNext0001",
+        "till9_next.wav",
+        "fClipsNext",
+        vec![0; 64],
+    ));
+    let drive = runtime.block_on(FakeDrive::start(entries, 4));
+
+    let services = Services::new("drive_e2e");
+    let data = TempDir::new("drive-e2e");
+    let tmp = data.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let roster = std::fs::read_to_string(demo.join("workers.csv")).unwrap();
+    let mut sql = String::from(
+        "CREATE TABLE workers (id uuid PRIMARY KEY, location_id uuid NOT NULL, name text NOT NULL);
+         CREATE TABLE transactions (id uuid PRIMARY KEY, location_id uuid NOT NULL);",
+    );
+    for line in roster.lines().skip(1) {
+        let (id, name) = line.split_once(',').unwrap();
+        sql.push_str(&format!(
+            "INSERT INTO workers VALUES ('{id}', '{LOCATION}', '{name}');"
+        ));
+    }
+    for tx in transactions.iter().take(10) {
+        sql.push_str(&format!(
+            "INSERT INTO transactions VALUES ('{tx}', '{LOCATION}');"
+        ));
+    }
+    services.psql(&sql);
+
+    let database_url = format!(
+        "postgres://postgres:{DB_PASSWORD}@127.0.0.1:5432/{}",
+        services.database
+    );
+    let command = |bin: &str| {
+        let mut c = services.command(bin, &data.path().join("no-local-clips"));
+        c.env("DATABASE_URL", &database_url)
+            .env("VOICE_SOURCE", "gdrive")
+            .env("GOOGLE_DRIVE_CREDENTIALS", &drive.key_json)
+            .env("GOOGLE_DRIVE_BASE_URL", drive.server.uri())
+            .env("VOICE_SAMPLES_FOLDER", "Cary Voice Samples")
+            .env("VOICE_CLIPS_FOLDER", "Clips_{date}_*")
+            .env("VOICE_DIARIZER", "assemblyai")
+            .env("AAI_API_KEY", AAI_KEY)
+            .env("AAI_BASE_URL", aai.uri())
+            .env("SUPABASE_URL", "https://planted.supabase.co")
+            .env("SUPABASE_SERVICE_KEY", SERVICE_KEY)
+            .env("TMPDIR", &tmp)
+            .env("RUST_LOG", "debug");
+        c
+    };
+    let reducer = Child::spawn(command("reducer"), data.path().join("reducer.log"));
+    let worker = Child::spawn(command("worker"), data.path().join("worker.log"));
+    let out = command("dispatcher")
+        .args(["run", LOCATION, "2025-10-06", "--wait", "--verbose"])
+        .output()
+        .unwrap();
+    let dispatcher_log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{dispatcher_log}");
+    assert!(
+        dispatcher_log.contains("22 clip(s) published"),
+        "{dispatcher_log}"
+    );
+    assert!(
+        dispatcher_log.contains("not in `transactions`"),
+        "12 of the clips name no known transaction: {dispatcher_log}"
+    );
+
+    let rows = services.psql(
+        "SELECT clip_name, status, coalesce(worker_name, ''), coalesce(worker_id, ''),
+                coalesce(transaction_id::text, '')
+         FROM voice_clip_results ORDER BY 1",
+    );
+    let rows: Vec<Vec<&str>> = rows.lines().map(|l| l.split('|').collect()).collect();
+    assert_eq!(rows.len(), expected.len(), "one row per clip: {rows:?}");
+    for (row, (name, outcome)) in rows.iter().zip(&expected) {
+        assert_eq!(row[0], name);
+        let ok = match outcome.as_str() {
+            "failed" => row[1] == "failed",
+            "none" => (row[1] == "no_match" || row[1] == "no_speech") && row[2].is_empty(),
+            employee => {
+                row[1] == "matched"
+                    && row[2] == employee
+                    && roster.contains(&format!("{},{employee}", row[3]))
+            }
+        };
+        assert!(ok, "{name}: expected {outcome}, stored {row:?}");
+        assert!(name.contains(row[4]) && !row[4].is_empty(), "{row:?}");
+    }
+    assert_eq!(services.psql("SELECT count(*) FROM voice_profiles"), "3");
+    let job = services.psql("SELECT status, total, done FROM voice_jobs");
+    assert_eq!(job, "completed|22|22");
+
+    // What the dispatcher asked of Drive, and that every download was cleaned up.
+    let queries = runtime.block_on(drive.queries());
+    assert!(queries.contains(
+        &"mimeType = 'application/vnd.google-apps.folder' and trashed = false and name contains 'Clips_2025-10-06_'"
+            .to_string()
+    ));
+    let all = runtime
+        .block_on(drive.server.received_requests())
+        .unwrap_or_default();
+    let downloads = all
+        .iter()
+        .filter(|r| r.url.path().starts_with("/drive/v3/files/"))
+        .count();
+    assert_eq!(downloads, 22 + 12, "every clip and sample downloaded once");
+    let lists = runtime.block_on(drive.requests("/drive/v3/files"));
+    assert!(
+        lists
+            .iter()
+            .filter(|r| param(r, "pageToken").is_some())
+            .count()
+            >= 3,
+        "paged"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("voice-"))
+        .collect();
+    assert!(left.is_empty(), "temporary downloads left behind: {left:?}");
+
+    // Planted secrets: nowhere in the logs, the stored rows or a queue.
+    let mut worker = worker;
+    let mut reducer = reducer;
+    worker.signal("TERM");
+    reducer.signal("TERM");
+    assert_eq!(worker.wait_for_exit(Duration::from_secs(30)), Some(0));
+    assert_eq!(reducer.wait_for_exit(Duration::from_secs(30)), Some(0));
+    let stored = services.psql(
+        "SELECT (SELECT coalesce(string_agg(r::text, ' '), '') FROM voice_clip_results r) ||
+                (SELECT coalesce(string_agg(j::text, ' '), '') FROM voice_jobs j) ||
+                (SELECT coalesce(string_agg(p::text, ' '), '') FROM voice_profiles p)",
+    );
+    let everything = [
+        worker.log_text(),
+        reducer.log_text(),
+        dispatcher_log,
+        stored,
+    ]
+    .concat();
+    let key_line = drive.private_key.lines().nth(3).unwrap();
+    for secret in [
+        AAI_KEY,
+        SERVICE_KEY,
+        DB_PASSWORD,
+        key_line,
+        drive.token.as_str(),
+        "PRIVATE KEY",
+    ] {
+        assert!(!everything.contains(secret), "`{secret}` leaked");
+    }
+    assert!(
+        services
+            .queues()
+            .values()
+            .all(|(ready, unacked)| ready + unacked == 0),
+        "{:?}",
+        services.queues()
+    );
+}

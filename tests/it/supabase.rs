@@ -296,3 +296,29 @@ fn dispatcher_enroll_stores_the_profiles_and_prints_them() {
     let out = usage(&["enroll", "not-a-uuid"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_location_without_workers_in_the_workers_table_publishes_nothing() {
+    let services = Services::new("noroster");
+    let data = TempDir::new("noroster");
+    it::demo_copies(data.path(), 3, "2025-10-06");
+    services.psql(
+        "CREATE TABLE workers (id uuid PRIMARY KEY, location_id uuid NOT NULL, name text);
+         INSERT INTO workers VALUES ('3c0e1b8a-5d7f-4a2e-9b61-0f4d8c2a7e15',
+                                     '00000000-0000-4000-8000-000000000000', 'Allison');",
+    );
+    let out = services
+        .command("dispatcher", data.path())
+        .args(["run", DEMO_LOCATION, "2025-10-06"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has no workers in the `workers` table: nothing was published"),
+        "{stderr}"
+    );
+    let queued: u64 = services.queues().values().map(|(r, u)| r + u).sum();
+    assert_eq!(queued, 0);
+    assert_eq!(services.psql("SELECT count(*) FROM voice_jobs"), "0");
+}

@@ -6,7 +6,8 @@
 //! keeps (a local `workers.csv`), else the sample owners themselves.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::matching::{Enrollee, Profile, enroll_with};
 use crate::pipeline::BatcherHandle;
@@ -53,13 +54,21 @@ pub struct Enrolled {
     pub skipped: Vec<String>,
 }
 
+/// A location's roster and sample listing is reused this long: every clip asks for it, and
+/// a changed sample is noticed within this time.
+const LISTING_TTL: Duration = Duration::from_secs(30);
+
 /// (worker id, sorted sample checksums), sorted: what a set of profiles was built from.
 type Fingerprint = Vec<(String, Vec<String>)>;
+
+/// A location's profiles with what they were built from.
+type Known = (Fingerprint, Arc<Vec<Profile>>);
 
 pub struct Profiles {
     source: Arc<dyn ClipSource>,
     store: Option<Store>,
-    memo: tokio::sync::Mutex<HashMap<String, (Fingerprint, Arc<Vec<Profile>>)>>,
+    memo: tokio::sync::Mutex<HashMap<String, Known>>,
+    listings: Mutex<HashMap<String, (Instant, Assignment)>>,
 }
 
 impl Profiles {
@@ -68,7 +77,25 @@ impl Profiles {
             source,
             store,
             memo: tokio::sync::Mutex::default(),
+            listings: Mutex::default(),
         }
+    }
+
+    /// The location's assignment, listed again once it is `LISTING_TTL` old (or on `fresh`).
+    async fn listing(&self, location: &str, fresh: bool) -> Result<Assignment, ProfileError> {
+        let cached = self.listings.lock().ok().and_then(|l| {
+            l.get(location)
+                .filter(|(at, _)| !fresh && at.elapsed() < LISTING_TTL)
+                .map(|(_, a)| a.clone())
+        });
+        if let Some(assignment) = cached {
+            return Ok(assignment);
+        }
+        let assignment = self.assignment(location).await?;
+        if let Ok(mut listings) = self.listings.lock() {
+            listings.insert(location.to_string(), (Instant::now(), assignment.clone()));
+        }
+        Ok(assignment)
     }
 
     /// Who the location's workers are and which samples are theirs.
@@ -95,7 +122,7 @@ impl Profiles {
         location: &str,
         force: bool,
     ) -> Result<Enrolled, ProfileError> {
-        let assignment = self.assignment(location).await?;
+        let assignment = self.listing(location, force).await?;
         let mut fingerprint: Fingerprint = assignment
             .with_samples()
             .map(|w| {

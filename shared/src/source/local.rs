@@ -49,12 +49,15 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
         })
 }
 
+/// A file as of one content: path, size, modification time.
+type FileStamp = (PathBuf, u64, SystemTime);
+
 /// The local folder source.
 #[derive(Debug, Clone)]
 pub struct LocalSource {
     pub root: PathBuf,
     /// Sample checksums by (path, size, modification time): each file is read once.
-    checksums: Arc<Mutex<HashMap<(PathBuf, u64, SystemTime), String>>>,
+    checksums: Arc<Mutex<HashMap<FileStamp, String>>>,
 }
 
 fn has_audio_extension(path: &Path) -> bool {

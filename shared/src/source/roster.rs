@@ -20,7 +20,7 @@ pub struct WorkerSamples {
     pub samples: Vec<SampleFile>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Assignment {
     pub workers: Vec<WorkerSamples>,
     /// Sample owners that match nobody on the roster (their samples are not used).
