@@ -1,11 +1,14 @@
 //! The dispatcher: CLI entry point. Parses arguments, sets up logging, runs one command, and turns
-//! its outcome into the exit code (DESIGN §3): 0 done, 1 failed, 2 bad input, 3 validation failed.
+//! its outcome into the exit code (DESIGN §3): 0 done, 1 failed, 2 bad input, 3 validation failed,
+//! 124 timed out.
 
 mod cli;
 mod enroll;
 mod eval;
+mod health;
 mod publish;
 mod run;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -18,12 +21,18 @@ use cli::{Cli, Command};
 pub enum Failure {
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     shared::telemetry::init_logging(cli.verbose);
     let result = match cli.command {
+        Command::Validate(args) => validate::run(cli.config.as_deref(), &args),
+        Command::Health(args) => health::run(&args),
         Command::Enroll(args) => enroll::run(cli.config.as_deref(), &args),
         Command::Eval(args) => eval::run(cli.config.as_deref(), &args),
         Command::Run(args) => run::run(cli.config.as_deref(), &args),
@@ -33,6 +42,8 @@ fn main() -> ExitCode {
         Err(error) => {
             let code = match error.downcast_ref::<Failure>() {
                 Some(Failure::Usage(_)) => 2,
+                Some(Failure::Validation(_)) => 3,
+                Some(Failure::TimedOut(_)) => 124,
                 None => 1,
             };
             eprintln!("error: {error:#}");

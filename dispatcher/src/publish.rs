@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use shared::config::{Secret, Settings};
@@ -15,7 +16,7 @@ use shared::store::{JobRow, Store};
 
 use crate::Failure;
 use crate::cli::RunArgs;
-use crate::run::{print_dry_run, print_outcomes};
+use crate::run::{Operations, print_dry_run, print_outcomes, timeout};
 
 pub fn run(
     settings: &Settings,
@@ -26,12 +27,8 @@ pub fn run(
     args: &RunArgs,
 ) -> anyhow::Result<()> {
     let store = connect_store(settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let ops = Operations::start(settings, args, Some(store.clone()))?;
+    ops.block_on(async {
         store.migrate().await.context("preparing the database")?;
         // Before anything is published: a location nobody can be matched against is a mistake.
         check_workers(&source, &store, location).await?;
@@ -58,7 +55,15 @@ pub fn run(
             return Ok(());
         }
         tracing::info!(job = %job_id, location, %dates, clips = plan.tasks.len(), "job started");
-        let published = publish_job(&amqp_url, &store, &plan, location, &dates).await?;
+        let deadline = Instant::now() + timeout(settings, args);
+        ops.job_started(&job_id, location, &dates.to_string()).await;
+        let published = match publish_job(&amqp_url, &store, &plan, location, &dates).await {
+            Ok(published) => published,
+            Err(e) => {
+                ops.job_failed(&job_id, "publish", &e.to_string()).await;
+                return Err(e.into());
+            }
+        };
         println!(
             "job {job_id}: {published} clip(s) published to voice.clips, {} already done",
             plan.skipped
@@ -68,11 +73,31 @@ pub fn run(
         }
         let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
         let mut bar = ProgressBar::new();
-        let job = wait_for_job(&store, &job_id, &shutdown, |job| bar.show(job)).await?;
+        let waited = tokio::time::timeout_at(
+            deadline.into(),
+            wait_for_job(&store, &job_id, &shutdown, |job| bar.show(job)),
+        )
+        .await;
         bar.finish();
-        match job {
+        let Ok(job) = waited else {
+            let text = format!(
+                "job {job_id} did not finish within {:?}: marked timed out",
+                timeout(settings, args)
+            );
+            store.end_job(&job_id, "timed_out", &text).await?;
+            ops.job_failed(&job_id, "timed_out", &text).await;
+            return Err(Failure::TimedOut(text).into());
+        };
+        match job? {
             Some(job) if job.status == "completed" => {
                 print_job(&job);
+                if job.success_rate() < settings.min_success_rate {
+                    anyhow::bail!(
+                        "job {job_id}: {:.0} % of the clips were processed, under MIN_SUCCESS_RATE {:.0} %",
+                        100.0 * job.success_rate(),
+                        100.0 * settings.min_success_rate
+                    );
+                }
                 Ok(())
             }
             Some(job) if job.is_open() => {

@@ -3,14 +3,19 @@
 //! published for the workers (see `publish.rs`).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::config::Settings;
+use shared::distributed::Shutdown;
 use shared::model::Manifest;
+use shared::ops::{Alert, Alerter, Health, Level, metrics};
 use shared::pipeline::{
-    ClipResult, ClipTask, OutputDir, RunOptions, Summary, plan_tasks, run_standalone,
+    ClipResult, ClipTask, OutputDir, RunOptions, StandaloneError, Summary, plan_tasks,
+    run_standalone,
 };
 use shared::source::{DateRange, LocalSource, is_uuid, new_job_id};
+use shared::store::Store;
 
 use crate::Failure;
 use crate::cli::RunArgs;
@@ -33,6 +38,13 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         .into());
     }
     let location = args.location_id.to_ascii_lowercase();
+    if settings.amqp_url.is_some() && settings.database_url.is_none() {
+        // A usage error (exit 2), told as such before the pre-flight checks would fail on it.
+        crate::publish::connect_store(&settings)?;
+    }
+    if !args.skip_validation && !args.dry_run {
+        crate::validate::before_run(&settings)?;
+    }
     if let Some(amqp_url) = settings.amqp_url.clone() {
         let source = settings
             .clip_source()
@@ -60,6 +72,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         rules: settings.rules(&manifest),
         min_utterance_ms: settings.voice_min_utterance_ms,
         job_id: new_job_id(),
+        deadline: Some(Instant::now() + timeout(&settings, args)),
     };
 
     if args.dry_run {
@@ -71,10 +84,152 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     }
 
     let encoder = settings.encoder().context("loading the speaker model")?;
+    let ops = Operations::start(&settings, args, None)?;
     tracing::info!(job = %opts.job_id, location = %opts.location_id, dates = %opts.dates, "job started");
-    let summary = run_standalone(&source, encoder, &opts, ClipResult::log)?;
+    ops.block_on(ops.job_started(&opts.job_id, &opts.location_id, &opts.dates.to_string()));
+    let summary = match run_standalone(&source, encoder, &opts, record_result) {
+        Ok(summary) => summary,
+        Err(StandaloneError::TimedOut { summary, planned }) => {
+            print_summary(&summary, &opts);
+            let text = format!(
+                "job {} timed out after {:?}: {} of {planned} clip(s) done",
+                opts.job_id,
+                timeout(&settings, args),
+                summary.clips
+            );
+            ops.block_on(ops.job_failed(&opts.job_id, "timed_out", &text));
+            return Err(Failure::TimedOut(text).into());
+        }
+        Err(e) => {
+            ops.block_on(ops.job_failed(&opts.job_id, "error", &e.to_string()));
+            return Err(e.into());
+        }
+    };
     print_summary(&summary, &opts);
+    let rate = if summary.clips == 0 {
+        1.0
+    } else {
+        (summary.clips - summary.failed) as f64 / summary.clips as f64
+    };
+    if rate < settings.min_success_rate {
+        let text = format!(
+            "job {}: {:.0} % of the clips were processed, under MIN_SUCCESS_RATE {:.0} %",
+            opts.job_id,
+            100.0 * rate,
+            100.0 * settings.min_success_rate
+        );
+        ops.block_on(ops.job_failed(&opts.job_id, "low_success_rate", &text));
+        anyhow::bail!(text);
+    }
+    metrics().jobs_completed.inc();
     Ok(())
+}
+
+fn record_result(result: &ClipResult) {
+    result.log();
+    metrics()
+        .clips
+        .with_label_values(&[result.status.as_str()])
+        .inc();
+}
+
+/// `--timeout`, else MAX_JOB_DURATION.
+pub fn timeout(settings: &Settings, args: &RunArgs) -> Duration {
+    args.timeout
+        .unwrap_or(Duration::from_secs(settings.max_job_duration))
+}
+
+/// What a run does besides its work: the health endpoints (`--enable-health-check`), the job
+/// metrics, and alerts. Holds the runtime they need while the run lasts.
+pub struct Operations {
+    runtime: tokio::runtime::Runtime,
+    alerter: Alerter,
+    notify_start: bool,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Operations {
+    pub fn start(
+        settings: &Settings,
+        args: &RunArgs,
+        store: Option<Store>,
+    ) -> anyhow::Result<Self> {
+        let runtime = shared::service::runtime().context("starting the async runtime")?;
+        let alerter = settings
+            .alerter("dispatcher")
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let (stop, shutdown) = Shutdown::manual();
+        if args.enable_health_check {
+            let mut health = Health::new("dispatcher", settings.limits());
+            if let Some(store) = store {
+                health = health.check(
+                    "database",
+                    Box::new(move || {
+                        let store = store.clone();
+                        Box::pin(async move { store.ping().await.is_ok() })
+                    }),
+                );
+            }
+            runtime.block_on(shared::service::operate(
+                health,
+                args.health_check_port,
+                alerter.clone(),
+                settings,
+                shutdown,
+            ));
+        }
+        Ok(Self {
+            runtime,
+            alerter,
+            notify_start: settings.notify_job_start,
+            _stop: stop,
+        })
+    }
+
+    pub async fn job_started(&self, job_id: &str, location: &str, dates: &str) {
+        metrics().jobs_started.inc();
+        if self.notify_start {
+            self.send(Alert {
+                event: "job_started",
+                level: Level::Info,
+                title: format!("voice diarization: job {job_id} started"),
+                text: format!("location {location}, {dates}"),
+                fields: vec![
+                    ("job".into(), job_id.into()),
+                    ("location".into(), location.into()),
+                    ("dates".into(), dates.into()),
+                ],
+            })
+            .await;
+        }
+    }
+
+    pub async fn job_failed(&self, job_id: &str, reason: &str, text: &str) {
+        metrics().jobs_failed.with_label_values(&[reason]).inc();
+        self.send(Alert {
+            event: if reason == "timed_out" {
+                "job_timed_out"
+            } else {
+                "job_failed"
+            },
+            level: Level::Critical,
+            title: format!("voice diarization: job {job_id} failed"),
+            text: text.to_string(),
+            fields: vec![
+                ("job".into(), job_id.into()),
+                ("reason".into(), reason.into()),
+            ],
+        })
+        .await;
+    }
+
+    async fn send(&self, alert: Alert) {
+        self.alerter.send(&alert).await;
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
+        self.runtime.block_on(work)
+    }
 }
 
 /// What `--dry-run` shows: clip, transaction, size; then what was left alone.

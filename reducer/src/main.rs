@@ -11,7 +11,9 @@ use backon::{ExponentialBuilder, Retryable};
 use clap::Parser;
 use shared::distributed::Shutdown;
 use shared::distributed::reducer::ReducerService;
-use shared::service::{ServiceArgs, usage};
+use shared::ops::Health;
+use shared::ops::health::broker_connected;
+use shared::service::{ServiceArgs, operate, usage};
 use shared::store::Store;
 
 #[derive(Debug, Parser)]
@@ -45,10 +47,32 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         Ok(store) => store,
         Err(e) => return Ok(usage(&e.to_string())),
     };
+    let alerter = match settings.alerter("reducer") {
+        Ok(alerter) => alerter,
+        Err(e) => return Ok(usage(&e.to_string())),
+    };
     shared::service::runtime()
         .context("starting the async runtime")?
         .block_on(async {
             let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
+            let health = Health::new("reducer", settings.limits())
+                .check(
+                    "broker",
+                    Box::new(|| Box::pin(async { broker_connected() })),
+                )
+                .check(
+                    "database",
+                    Box::new({
+                        let store = store.clone();
+                        move || {
+                            let store = store.clone();
+                            Box::pin(async move { store.ping().await.is_ok() })
+                        }
+                    }),
+                );
+            let port = args.health_check_port;
+            // Served while the database is awaited: the process is alive, just not ready.
+            operate(health, port, alerter.clone(), &settings, shutdown.clone()).await;
             // The database may start after us (compose, a restart): wait for it, within reason.
             let migrated = (|| store.migrate())
                 .retry(
@@ -63,7 +87,11 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
                 done = migrated => done.context("migrating the database")?,
                 () = shutdown.wait() => return anyhow::Ok(()),
             }
-            ReducerService::new(amqp_url, store).run(shutdown).await;
+            let mut service = ReducerService::new(amqp_url, store);
+            service.alerter = alerter;
+            service.min_success_rate = settings.min_success_rate;
+            service.max_job_duration = Duration::from_secs(settings.max_job_duration);
+            service.run(shutdown).await;
             anyhow::Ok(())
         })?;
     tracing::info!("reducer stopped");

@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 use crate::matching::DecisionRules;
 use crate::model::{EncoderOptions, Manifest, ModelError, SpeakerEncoder, load_encoder};
+use crate::ops::alerts::WebhookUrlError;
+use crate::ops::{Alerter, Limits};
 use crate::source::{ClipSource, DriveConfig, DriveSource, LocalSource};
 use crate::transcribe::AssemblyAiConfig;
 
@@ -39,6 +41,14 @@ const ENV_KEYS: &[&str] = &[
     "DATABASE_CA_CERT",
     "SUPABASE_URL",
     "SUPABASE_SERVICE_KEY",
+    "MAX_JOB_DURATION",
+    "MAX_MEMORY_GB",
+    "MIN_SUCCESS_RATE",
+    "MAX_API_FAILURES",
+    "SLACK_WEBHOOK_URL",
+    "DISCORD_WEBHOOK_URL",
+    "MONITORING_WEBHOOK_URL",
+    "NOTIFY_JOB_START",
 ];
 
 const DEFAULT_FILE: &str = "config/default.toml";
@@ -120,6 +130,43 @@ pub struct Settings {
     pub supabase_url: Option<String>,
     #[serde(default)]
     pub supabase_service_key: Option<Secret>,
+    /// Seconds a job may run before it is marked `timed_out` (and `dispatcher run` exits 124).
+    #[serde(default = "default_max_job_duration")]
+    pub max_job_duration: u64,
+    /// Resident memory of a process over this many GB is an alert and a `/health` issue.
+    #[serde(default = "default_max_memory_gb")]
+    pub max_memory_gb: f64,
+    /// A job whose share of clips that did not fail is under this is a failed job (exit 1).
+    #[serde(default = "default_min_success_rate")]
+    pub min_success_rate: f64,
+    /// Failed calls to AssemblyAI or Drive over this many (since start) are an alert.
+    #[serde(default = "default_max_api_failures")]
+    pub max_api_failures: u64,
+    #[serde(default)]
+    pub slack_webhook_url: Option<Secret>,
+    #[serde(default)]
+    pub discord_webhook_url: Option<Secret>,
+    #[serde(default)]
+    pub monitoring_webhook_url: Option<Secret>,
+    /// Alert when a job starts, too.
+    #[serde(default)]
+    pub notify_job_start: bool,
+}
+
+fn default_max_job_duration() -> u64 {
+    6 * 3600
+}
+
+fn default_max_memory_gb() -> f64 {
+    7.5
+}
+
+fn default_min_success_rate() -> f64 {
+    0.7
+}
+
+fn default_max_api_failures() -> u64 {
+    10
 }
 
 fn default_drive_base_url() -> String {
@@ -309,6 +356,18 @@ impl Settings {
                 return bad("VOICE_CLIPS_FOLDER must name the clips folder, e.g. Clips_{date}_*");
             }
         }
+        if self.max_job_duration == 0 {
+            return bad("MAX_JOB_DURATION must be a number of seconds above 0");
+        }
+        if !(self.max_memory_gb.is_finite() && self.max_memory_gb > 0.0) {
+            return bad("MAX_MEMORY_GB must be a number of gigabytes above 0");
+        }
+        if !(0.0..=1.0).contains(&self.min_success_rate) {
+            return bad("MIN_SUCCESS_RATE must be a share in [0, 1]");
+        }
+        if let Err(e) = self.alerter("check") {
+            return Err(ConfigError::Invalid(e.to_string()));
+        }
         if self.retry_delays().is_none() {
             return bad("AAI_RETRY_DELAYS_S must be seconds separated by commas, e.g. 5,10,15");
         }
@@ -381,6 +440,24 @@ impl Settings {
         let source = DriveSource::new(config, samples, &self.voice_clips_folder)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Arc::new(source))
+    }
+
+    /// The alert channels (SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL, MONITORING_WEBHOOK_URL).
+    pub fn alerter(&self, service: &'static str) -> Result<Alerter, WebhookUrlError> {
+        Alerter::new(
+            service,
+            self.slack_webhook_url.as_ref(),
+            self.discord_webhook_url.as_ref(),
+            self.monitoring_webhook_url.as_ref(),
+        )
+    }
+
+    /// The `/health` limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_memory_bytes: Some((self.max_memory_gb * 1e9) as u64),
+            max_api_failures: Some(self.max_api_failures),
+        }
     }
 
     /// Whether one clips folder name serves every day (no `{date}` in VOICE_CLIPS_FOLDER).

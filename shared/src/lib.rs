@@ -15,6 +15,7 @@
 //! - [`pipeline`]: the dispatcher, worker and reducer stages, and standalone mode.
 //! - [`queue`]: what travels between the stages through a broker: codec, topology, connection.
 //! - [`store`]: Postgres: migrations, jobs, idempotent result upserts.
+//! - [`ops`]: metrics, health endpoints, alerts.
 //! - [`telemetry`]: logging for the binaries; [`service`]: what the service binaries share.
 //! - [`distributed`]: the dispatcher, worker and reducer services over the broker and the store.
 
@@ -27,6 +28,7 @@ pub mod features;
 pub mod http;
 pub mod matching;
 pub mod model;
+pub mod ops;
 pub mod pipeline;
 pub mod queue;
 pub mod service;

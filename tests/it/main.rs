@@ -9,6 +9,7 @@ mod distributed;
 mod drive;
 mod eval;
 mod frontend;
+mod operations;
 mod parity;
 mod runtime_errors;
 mod standalone;

@@ -13,8 +13,10 @@ use clap::Parser;
 use shared::diarize::LocalDiarizer;
 use shared::distributed::Shutdown;
 use shared::distributed::worker::WorkerService;
+use shared::ops::Health;
+use shared::ops::health::broker_connected;
 use shared::pipeline::{ClipProcessor, spawn_batcher};
-use shared::service::{ServiceArgs, usage};
+use shared::service::{ServiceArgs, operate, usage};
 use shared::store::Store;
 use shared::transcribe::AssemblyAi;
 
@@ -67,10 +69,46 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         min_utterance_ms: settings.voice_min_utterance_ms,
     };
     let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
+    let alerter = match settings.alerter("worker") {
+        Ok(alerter) => alerter,
+        Err(e) => return Ok(usage(&e.to_string())),
+    };
+    let mut health = Health::new("worker", settings.limits()).check(
+        "broker",
+        Box::new(|| Box::pin(async { broker_connected() })),
+    );
+    if let Some(store) = store.clone() {
+        health = health.check(
+            "database",
+            Box::new(move || {
+                let store = store.clone();
+                Box::pin(async move { store.ping().await.is_ok() })
+            }),
+        );
+    }
+    if settings.voice_source == "gdrive" {
+        let source = Arc::clone(&source);
+        health = health.check(
+            "google_drive",
+            Box::new(move || {
+                let source = Arc::clone(&source);
+                Box::pin(async move { source.check().await.is_ok() })
+            }),
+        );
+    }
     let mut service = WorkerService::new(amqp_url, source, store, processor, prefetch);
     if let Some(config) = settings.assemblyai() {
         tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");
-        service.transcriber = Some(AssemblyAi::new(config).context("AssemblyAI client")?);
+        let transcriber = Arc::new(AssemblyAi::new(config).context("AssemblyAI client")?);
+        let probe = Arc::clone(&transcriber);
+        health = health.check(
+            "assemblyai",
+            Box::new(move || {
+                let probe = Arc::clone(&probe);
+                Box::pin(async move { probe.check().await.is_ok() })
+            }),
+        );
+        service.transcriber = Some(transcriber);
         service.delete_transcripts = settings.aai_delete_transcripts;
     }
     let service = Arc::new(service);
@@ -78,6 +116,8 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?
         .block_on(async {
             let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
+            let port = args.health_check_port;
+            operate(health, port, alerter, &settings, shutdown.clone()).await;
             service.run(shutdown).await;
             anyhow::Ok(())
         })?;

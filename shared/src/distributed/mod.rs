@@ -37,7 +37,10 @@ where
                 continue;
             }
         };
-        match session(Arc::clone(&broker)).await {
+        crate::ops::health::set_broker_connected(true);
+        let ended = session(Arc::clone(&broker)).await;
+        crate::ops::health::set_broker_connected(false);
+        match ended {
             Ok(()) => {
                 broker.close().await;
                 return;

@@ -12,8 +12,10 @@ use lapin::Consumer;
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 
+use super::worker::CONNECTION_CHECK;
 use super::{Shutdown, poison, reconnecting};
 use crate::config::Secret;
+use crate::ops::{Alert, Alerter, Level, metrics};
 use crate::pipeline::ClipResult;
 use crate::queue::topology::RESULTS;
 use crate::queue::{Broker, BrokerError, decode};
@@ -26,7 +28,15 @@ pub struct ReducerService {
     pub batch: usize,
     /// How long a batch waits to fill once its first result is in.
     pub linger: Duration,
+    pub alerter: Alerter,
+    /// A closed job with a smaller share of clips that did not fail is a failed job.
+    pub min_success_rate: f64,
+    /// Running jobs older than this are marked `timed_out` (MAX_JOB_DURATION).
+    pub max_job_duration: Duration,
 }
+
+/// How often running jobs are checked against `max_job_duration`.
+const TIMEOUT_SWEEP: Duration = Duration::from_secs(30);
 
 impl ReducerService {
     pub fn new(amqp_url: Secret, store: Store) -> Self {
@@ -35,17 +45,83 @@ impl ReducerService {
             store,
             batch: 1000,
             linger: Duration::from_millis(20),
+            alerter: Alerter::none("reducer"),
+            min_success_rate: 0.0,
+            max_job_duration: Duration::from_secs(6 * 3600),
         }
     }
 
-    /// Consumes until `shutdown`, reconnecting to the broker whenever it goes away.
+    /// Consumes until `shutdown`, reconnecting to the broker whenever it goes away; meanwhile
+    /// times out jobs that run too long.
     pub async fn run(&self, shutdown: Shutdown) {
         let name = format!("voice-reducer-{}", std::process::id());
-        reconnecting(&self.amqp_url, &name, &shutdown, |broker| {
+        let consume = reconnecting(&self.amqp_url, &name, &shutdown, |broker| {
             let (name, shutdown) = (name.clone(), shutdown.clone());
             async move { self.consume(&broker, &name, &shutdown).await }
-        })
-        .await;
+        });
+        tokio::select! {
+            () = consume => {}
+            () = self.sweep_timeouts() => {}
+        }
+    }
+
+    async fn sweep_timeouts(&self) {
+        loop {
+            match self.store.time_out_jobs(self.max_job_duration).await {
+                Ok(jobs) => {
+                    for job in jobs {
+                        metrics()
+                            .jobs_failed
+                            .with_label_values(&["timed_out"])
+                            .inc();
+                        self.alerter
+                            .send(&job_alert(
+                                &job,
+                                "job_timed_out",
+                                format!(
+                                    "job {} ran for longer than MAX_JOB_DURATION ({} s) and was marked timed out",
+                                    job.job_id,
+                                    self.max_job_duration.as_secs()
+                                ),
+                            ))
+                            .await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "checking for timed-out jobs failed"),
+            }
+            tokio::time::sleep(TIMEOUT_SWEEP).await;
+        }
+    }
+
+    /// Counts and alerts for a job this reducer just closed.
+    async fn closed(&self, job: &JobRow) {
+        tracing::info!(
+            job = %job.job_id,
+            status = %job.status,
+            done = job.done,
+            total = job.total,
+            matched = job.matched,
+            failed = job.failed,
+            "job closed"
+        );
+        let rate = job.success_rate();
+        if rate < self.min_success_rate {
+            metrics()
+                .jobs_failed
+                .with_label_values(&["low_success_rate"])
+                .inc();
+            let text = format!(
+                "job {} finished with {:.0} % of its clips processed, under MIN_SUCCESS_RATE {:.0} %",
+                job.job_id,
+                100.0 * rate,
+                100.0 * self.min_success_rate
+            );
+            self.alerter
+                .send(&job_alert(job, "low_success_rate", text))
+                .await;
+        } else {
+            metrics().jobs_completed.inc();
+        }
     }
 
     async fn consume(
@@ -57,10 +133,17 @@ impl ReducerService {
         let prefetch = u16::try_from(self.batch * 2).unwrap_or(u16::MAX);
         let (_channel, mut consumer) = broker.consume(RESULTS, prefetch, tag).await?;
         tracing::info!(batch = self.batch, "consuming {RESULTS}");
+        let mut watch = tokio::time::interval(CONNECTION_CHECK);
         loop {
             let first = tokio::select! {
                 () = shutdown.wait() => return Ok(()),
                 next = consumer.next() => next,
+                _ = watch.tick() => {
+                    if broker.is_connected() {
+                        continue;
+                    }
+                    return Err(BrokerError::Cancelled);
+                }
             };
             let mut batch = match first {
                 Some(Ok(delivery)) => vec![delivery],
@@ -116,16 +199,9 @@ impl ReducerService {
         let Some(jobs) = self.write(&results, shutdown).await else {
             return Ok(false);
         };
-        for job in jobs.iter().filter(|j| !j.is_open()) {
-            tracing::info!(
-                job = %job.job_id,
-                status = %job.status,
-                done = job.done,
-                total = job.total,
-                matched = job.matched,
-                failed = job.failed,
-                "job closed"
-            );
+        metrics().results_stored.inc_by(results.len() as u64);
+        for (job, _) in jobs.iter().filter(|(_, closed_now)| *closed_now) {
+            self.closed(job).await;
         }
         // One ack for the whole batch: every delivery up to the last one on this channel.
         last.ack(BasicAckOptions { multiple: true }).await?;
@@ -133,7 +209,11 @@ impl ReducerService {
     }
 
     /// Writes until it succeeds (the database may be restarting), or until shutdown (`None`).
-    async fn write(&self, results: &[ClipResult], shutdown: &Shutdown) -> Option<Vec<JobRow>> {
+    async fn write(
+        &self,
+        results: &[ClipResult],
+        shutdown: &Shutdown,
+    ) -> Option<Vec<(JobRow, bool)>> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(5))
@@ -153,5 +233,26 @@ impl ReducerService {
                 }
             }
         }
+    }
+}
+
+/// An alert about one job, with its counters.
+pub fn job_alert(job: &JobRow, event: &'static str, text: String) -> Alert {
+    Alert {
+        event,
+        level: Level::Critical,
+        title: format!(
+            "voice diarization: job {} {}",
+            job.job_id,
+            event.replace('_', " ")
+        ),
+        text,
+        fields: vec![
+            ("job".into(), job.job_id.clone()),
+            ("clips".into(), job.total.to_string()),
+            ("done".into(), job.done.to_string()),
+            ("matched".into(), job.matched.to_string()),
+            ("failed".into(), job.failed.to_string()),
+        ],
     }
 }

@@ -19,6 +19,7 @@ use super::profiles::ProfileError;
 use super::profiles::Profiles;
 use super::{Shutdown, poison, reconnecting};
 use crate::config::Secret;
+use crate::ops::metrics;
 use crate::pipeline::{ClipProcessor, ClipResult, ClipTask};
 use crate::queue::topology::{CLIPS, RESULTS, retry_queue};
 use crate::queue::{
@@ -27,6 +28,9 @@ use crate::queue::{
 use crate::source::ClipSource;
 use crate::store::Store;
 use crate::transcribe::AssemblyAi;
+
+/// How often the consume loop looks at the connection itself.
+pub const CONNECTION_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a stopping worker waits for its clips in flight before leaving them to the broker.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -39,7 +43,7 @@ pub struct WorkerService {
     pub prefetch: u16,
     pub profiles: Profiles,
     /// Speaker turns from AssemblyAI instead of the local diarizer.
-    pub transcriber: Option<AssemblyAi>,
+    pub transcriber: Option<Arc<AssemblyAi>>,
     /// Delete each transcript from AssemblyAI once its result is with the broker.
     pub delete_transcripts: bool,
 }
@@ -93,9 +97,13 @@ impl WorkerService {
         let (channel, mut consumer) = broker.consume(CLIPS, self.prefetch, tag).await?;
         tracing::info!(prefetch = self.prefetch, "consuming {CLIPS}");
         let mut in_flight = JoinSet::new();
+        let mut watch = tokio::time::interval(CONNECTION_CHECK);
         let lost = loop {
             tokio::select! {
                 () = shutdown.wait() => break None,
+                _ = watch.tick() => if !broker.is_connected() {
+                    break Some(BrokerError::Cancelled);
+                },
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let (me, broker) = (Arc::clone(self), Arc::clone(broker));
@@ -163,6 +171,7 @@ impl WorkerService {
             Err(e) => return poison::settle(broker, delivery, CLIPS, &e).await,
         };
         let model = self.processor.batcher.manifest().id.clone();
+        let started = std::time::Instant::now();
         let result = match self.run_task(&task).await {
             Outcome::Result(result) => result,
             Outcome::Transient(kind, error) => match retry_queue(task.attempt) {
@@ -186,6 +195,7 @@ impl WorkerService {
             },
         };
         result.log();
+        record(&result, started.elapsed());
         let headers = result_headers(&result);
         publish(broker, RESULTS, &encode(&*result)?, &task, headers).await?;
         if let (true, Some(transcriber), Some(transcript)) = (
@@ -244,6 +254,16 @@ impl WorkerService {
             Ok(result) => Outcome::Result(Box::new(result)),
             Err(e) => failed("internal", format!("clip processing stopped: {e}")),
         }
+    }
+}
+
+/// The clip's outcome, time and scores in the metrics.
+fn record(result: &ClipResult, took: Duration) {
+    let m = metrics();
+    m.clips.with_label_values(&[result.status.as_str()]).inc();
+    m.clip_seconds.observe(took.as_secs_f64());
+    for score in result.speakers.iter().filter_map(|s| s.score) {
+        m.match_scores.observe(f64::from(score));
     }
 }
 

@@ -1,6 +1,8 @@
 //! Standalone mode: dispatcher → workers → reducer in one process over channels.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
@@ -21,6 +23,8 @@ pub struct RunOptions {
     pub rules: DecisionRules,
     pub min_utterance_ms: u64,
     pub job_id: String,
+    /// When the run must stop (`--timeout`, MAX_JOB_DURATION): what is stored by then stays.
+    pub deadline: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,8 @@ pub enum StandaloneError {
     },
     #[error("{0}")]
     Internal(String),
+    #[error("timed out: {} of {planned} clip(s) done; their results are stored", summary.clips)]
+    TimedOut { summary: Summary, planned: usize },
 }
 
 /// The dispatcher stage: the clips of every day of the range, less those already done.
@@ -111,21 +117,24 @@ pub fn run_standalone(
         min_utterance_ms: opts.min_utterance_ms,
     });
     let profiles = Arc::new(enrollment.profiles);
+    let planned = tasks.len();
+    let stop = Arc::new(AtomicBool::new(false));
     let (task_tx, task_rx) = mpsc::channel::<ClipTask>();
     let task_rx = Arc::new(Mutex::new(task_rx));
     let (result_tx, result_rx) = mpsc::channel::<ClipResult>();
     let mut threads = Vec::new();
     for i in 0..opts.parallel.max(1).min(tasks.len()) {
-        let (rx, tx, processor, profiles) = (
+        let (rx, tx, processor, profiles, stop) = (
             Arc::clone(&task_rx),
             result_tx.clone(),
             Arc::clone(&processor),
             Arc::clone(&profiles),
+            Arc::clone(&stop),
         );
         let spawned = std::thread::Builder::new()
             .name(format!("clip-worker-{i}"))
             .spawn(move || {
-                loop {
+                while !stop.load(Ordering::Relaxed) {
                     let next = rx
                         .lock()
                         .map_err(|_| ())
@@ -149,7 +158,26 @@ pub fn run_standalone(
 
     // The reducer stage: store each result as it arrives.
     let mut store_error = None;
-    for result in result_rx {
+    loop {
+        let next = match opts.deadline {
+            Some(deadline) => {
+                result_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => result_rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let result = match next {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                // Clips in hand are left to finish unobserved: the process is about to exit.
+                stop.store(true, Ordering::Relaxed);
+                summary.wall_s = started.elapsed().as_secs_f64();
+                return match store_error {
+                    Some(e) => Err(output_err(e)),
+                    None => Err(StandaloneError::TimedOut { summary, planned }),
+                };
+            }
+        };
         if store_error.is_none()
             && let Err(e) = out.upsert(&result)
         {

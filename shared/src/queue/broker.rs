@@ -110,6 +110,12 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// Whether the connection and the publishing channel are still up. A consumer stream does
+    /// not always end when the connection dies under it, so the services also look here.
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+
     /// One attempt: connect, declare the topology, open the confirm channel.
     pub async fn connect(url: &Secret, name: &str) -> Result<Self, BrokerError> {
         let connect_error = |source: lapin::Error| BrokerError::Connect {

@@ -338,6 +338,17 @@ impl ClipSource for LocalSource {
         )))))
     }
 
+    fn check(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+        let ok = if self.root.is_dir() {
+            Ok(())
+        } else {
+            Err(SourceError::Unavailable {
+                path: self.root.clone(),
+            })
+        };
+        Box::pin(std::future::ready(ok))
+    }
+
     fn samples_place(&self, location: &str) -> String {
         self.root
             .join(location)

@@ -60,6 +60,9 @@ pub trait ClipSource: Send + Sync {
 
     /// Where the samples of `location` are looked for, for messages.
     fn samples_place(&self, location: &str) -> String;
+
+    /// Whether the source can be reached now (readiness, `dispatcher validate`).
+    fn check(&self) -> BoxFuture<'_, Result<(), SourceError>>;
 }
 
 /// One voice sample as listed.

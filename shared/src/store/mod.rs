@@ -89,6 +89,14 @@ impl JobRow {
         self.status == "running"
     }
 
+    /// The share of the job's finished clips that did not fail (1 with none finished).
+    pub fn success_rate(&self) -> f64 {
+        if self.done <= 0 {
+            return 1.0;
+        }
+        f64::from(self.done - self.failed) / f64::from(self.done)
+    }
+
     fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(Self {
             job_id: row.try_get("job_id")?,
@@ -274,9 +282,13 @@ impl Store {
     }
 
     /// Upserts `results` by clip and recounts their jobs, in one transaction; returns the jobs
-    /// touched. Writing the same results again changes nothing. A result never replaces one
+    /// touched, each with whether this write closed it. Writing the same results again
+    /// changes nothing. A result never replaces one
     /// from a job started later (a late redelivery after a `--force` re-run).
-    pub async fn write_results(&self, results: &[ClipResult]) -> Result<Vec<JobRow>, StoreError> {
+    pub async fn write_results(
+        &self,
+        results: &[ClipResult],
+    ) -> Result<Vec<(JobRow, bool)>, StoreError> {
         if results.is_empty() {
             return Ok(Vec::new());
         }
@@ -304,6 +316,32 @@ impl Store {
             .query_typed(RECOUNT_JOBS, &[(&jobs, Type::TEXT_ARRAY)])
             .await?;
         tx.commit().await?;
+        rows.iter()
+            .map(|r| Ok((JobRow::from_row(r)?, r.try_get("closed_now")?)))
+            .collect()
+    }
+
+    /// Answers a trivial query: the readiness check.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.get().await?.query_typed("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    /// Marks the jobs running for longer than `max` as `timed_out`; returns them.
+    pub async fn time_out_jobs(&self, max: Duration) -> Result<Vec<JobRow>, StoreError> {
+        let seconds = max.as_secs_f64();
+        let sql = format!(
+            "UPDATE voice_jobs SET status = 'timed_out', finished_at = now(), updated_at = now(),
+                 error = 'running for longer than MAX_JOB_DURATION (' || $1::float8 || ' s)'
+             WHERE status = 'running' AND started_at < now() - make_interval(secs => $1::float8)
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(&sql, &[(&seconds, Type::FLOAT8)])
+            .await?;
         rows.iter().map(JobRow::from_row).collect()
     }
 }
@@ -352,4 +390,5 @@ FROM (
     FROM voice_clip_results WHERE job_id = ANY($1) GROUP BY job_id
 ) c
 WHERE j.job_id = c.job_id
-RETURNING j.job_id, j.status, j.total, j.done, j.matched, j.no_match, j.no_speech, j.failed, j.skipped";
+RETURNING j.job_id, j.status, j.total, j.done, j.matched, j.no_match, j.no_speech, j.failed, j.skipped,
+          j.status <> 'running' AND j.finished_at = now() AS closed_now";

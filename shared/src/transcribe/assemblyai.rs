@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{TranscribeError, Transcript, Utterance};
 use crate::config::Secret;
+use crate::ops::metrics;
 use crate::turns::Turn;
 
 #[derive(Clone)]
@@ -55,6 +56,8 @@ impl AssemblyAiConfig {
 pub struct AssemblyAi {
     config: AssemblyAiConfig,
     client: Client,
+    /// The last [`AssemblyAi::check`] and when it was made.
+    checked: tokio::sync::Mutex<Option<(Instant, Result<(), TranscribeError>)>>,
 }
 
 #[derive(Serialize)]
@@ -108,7 +111,11 @@ impl AssemblyAi {
     pub fn new(config: AssemblyAiConfig) -> Result<Self, TranscribeError> {
         let client = crate::http::client(config.request_timeout)
             .map_err(|e| TranscribeError::permanent("config", e))?;
-        Ok(Self { config, client })
+        Ok(Self {
+            config,
+            client,
+            checked: tokio::sync::Mutex::default(),
+        })
     }
 
     /// The transcript of the audio file at `path`, with its speaker turns.
@@ -139,6 +146,26 @@ impl AssemblyAi {
             })
             .await?;
         self.wait(created).await
+    }
+
+    /// One cheap authenticated call (the latest transcript's id): whether the key works and
+    /// the service answers. Remembered for a minute, so probes do not hammer the API.
+    pub async fn check(&self) -> Result<(), TranscribeError> {
+        let mut last = self.checked.lock().await;
+        if let Some((at, ok)) = last.as_ref()
+            && at.elapsed() < Duration::from_secs(60)
+        {
+            return ok.clone();
+        }
+        let outcome: Result<serde_json::Value, _> = self
+            .call("check", || {
+                self.request(reqwest::Method::GET, "/v2/transcript")
+                    .query(&[("limit", "1")])
+            })
+            .await;
+        let outcome = outcome.map(drop);
+        *last = Some((Instant::now(), outcome.clone()));
+        outcome
     }
 
     /// Deletes a transcript from AssemblyAI (privacy), once its result is safely stored.
@@ -201,9 +228,14 @@ impl AssemblyAi {
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, TranscribeError> {
         let mut delays = self.config.retry_delays.iter();
+        let started = Instant::now();
+        let record = |outcome: &str| {
+            metrics().api_call("assemblyai", outcome, started.elapsed().as_secs_f64());
+        };
         loop {
             let error = match build().send().await {
                 Ok(response) if response.status().is_success() => {
+                    record("ok");
                     return response.json::<T>().await.map_err(|e| {
                         TranscribeError::transient(
                             "bad_response",
@@ -218,8 +250,13 @@ impl AssemblyAi {
                 ),
             };
             let Some(delay) = delays.next().filter(|_| error.is_transient()) else {
+                record("failed");
                 return Err(error);
             };
+            metrics()
+                .api_calls
+                .with_label_values(&["assemblyai", "retried"])
+                .inc();
             let wait = error.retry_after.unwrap_or_default().max(*delay);
             tracing::warn!(what, error = %error, retry_in = ?wait, "AssemblyAI call failed; retrying");
             tokio::time::sleep(wait).await;

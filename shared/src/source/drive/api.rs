@@ -19,6 +19,7 @@ use yup_oauth2::authenticator::DefaultAuthenticator;
 
 use crate::config::Secret;
 use crate::http::{retry_after, without_url};
+use crate::ops::metrics;
 use crate::source::SourceError;
 
 const SCOPE: &str = "https://www.googleapis.com/auth/drive.readonly";
@@ -209,6 +210,11 @@ impl DriveApi {
         })
     }
 
+    /// Whether a token can be had now (the key is accepted): the readiness check.
+    pub async fn check(&self) -> Result<(), SourceError> {
+        self.token(false).await.map(drop)
+    }
+
     /// Every file matching `q` (all pages), shared drives included.
     pub async fn list(&self, q: &str) -> Result<Vec<DriveFile>, SourceError> {
         let url = format!("{}/drive/v3/files", self.config.base_url);
@@ -286,10 +292,23 @@ impl DriveApi {
     ) -> Result<Response, SourceError> {
         let mut delays = self.config.retry_delays.iter();
         let mut refreshed = false;
+        let started = std::time::Instant::now();
+        let record = |outcome: &str| {
+            metrics().api_call("google_drive", outcome, started.elapsed().as_secs_f64());
+        };
         loop {
-            let token = self.token(false).await?;
+            let token = match self.token(false).await {
+                Ok(token) => token,
+                Err(e) => {
+                    record("failed");
+                    return Err(e);
+                }
+            };
             let (e, wait) = match build(&token).send().await {
-                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_success() => {
+                    record("ok");
+                    return Ok(response);
+                }
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed => {
                     // The cached token may have been revoked early: one fresh one, once.
                     refreshed = true;
@@ -314,8 +333,13 @@ impl DriveApi {
                 ),
             };
             let Some(delay) = delays.next().filter(|_| e.is_transient()) else {
+                record("failed");
                 return Err(e);
             };
+            metrics()
+                .api_calls
+                .with_label_values(&["google_drive", "retried"])
+                .inc();
             let wait = wait.unwrap_or_default().max(*delay);
             tracing::warn!(what, error = %e, retry_in = ?wait, "Google Drive call failed; retrying");
             tokio::time::sleep(wait).await;

@@ -229,6 +229,10 @@ impl ClipSource for DriveSource {
         Box::pin(self.download(&sample.location, &sample.name))
     }
 
+    fn check(&self) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(self.api.check())
+    }
+
     fn samples_place(&self, location: &str) -> String {
         format!(
             "the Google Drive folder `{}`",
