@@ -5,7 +5,7 @@ DATA ?= ../shared/data/speakerid-dev
 VENV := .cache/venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup services build demo test lint eval bench bench-distributed venv model model-check fixtures clean-cache
+.PHONY: chromium setup services build demo test lint eval bench bench-distributed venv model model-check fixtures clean-cache
 
 DEMO_LOCATION := 8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e
 
@@ -25,9 +25,13 @@ services:
 	@scripts/services.sh
 
 ## The whole test suite (unit and integration, against the real model, runtime, broker, database)
-test: setup services
+test: setup services chromium
 	cargo build --workspace --bins
 	cargo test --workspace
+
+## Debian's Chromium for the report rendering test (installed once when missing)
+chromium:
+	@scripts/setup-chromium.sh
 
 lint:
 	cargo fmt --all -- --check

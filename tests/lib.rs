@@ -466,5 +466,14 @@ pub async fn fake_assemblyai(latency: std::time::Duration, silent: bool) -> wire
         .respond_with(Transcript(segments, latency, silent))
         .mount(&server)
         .await;
+    // The transcript list (`dispatcher validate`'s cheap authenticated call).
+    Mock::given(method("GET"))
+        .and(path("/v2/transcript"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "page_details": {"limit": 1, "result_count": 0, "current_url": "", "prev_url": null, "next_url": null},
+            "transcripts": []
+        })))
+        .mount(&server)
+        .await;
     server
 }

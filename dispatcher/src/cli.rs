@@ -26,6 +26,8 @@ pub enum Command {
     Health(HealthArgs),
     /// (Re)build a location's voice profiles from its samples and store them in Postgres.
     Enroll(EnrollArgs),
+    /// A job's results as one self-contained HTML page.
+    Report(ReportArgs),
     /// Accuracy on a labelled set (enroll/, clips/, labels.csv); threshold calibration.
     Eval(EvalArgs),
 }
@@ -45,6 +47,18 @@ pub struct HealthArgs {
     /// The endpoint to probe.
     #[arg(long, default_value = "http://127.0.0.1:8080/health")]
     pub url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The job (its results are read from Postgres).
+    pub job_id: Option<String>,
+    /// A standalone run's output folder instead (its results.jsonl).
+    #[arg(long, value_name = "DIR", conflicts_with = "job_id")]
+    pub out: Option<PathBuf>,
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
 }
 
 #[derive(Debug, Args)]

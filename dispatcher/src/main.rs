@@ -7,6 +7,7 @@ mod enroll;
 mod eval;
 mod health;
 mod publish;
+mod report;
 mod run;
 mod validate;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(cli.config.as_deref(), &args),
         Command::Health(args) => health::run(&args),
+        Command::Report(args) => report::run(cli.config.as_deref(), &args),
         Command::Enroll(args) => enroll::run(cli.config.as_deref(), &args),
         Command::Eval(args) => eval::run(cli.config.as_deref(), &args),
         Command::Run(args) => run::run(cli.config.as_deref(), &args),

@@ -106,10 +106,12 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         }
     };
     print_summary(&summary, &opts);
-    let rate = if summary.clips == 0 {
+    // As for a distributed job: the clips already done (skipped) count as processed.
+    let all = summary.clips + summary.skipped;
+    let rate = if all == 0 {
         1.0
     } else {
-        (summary.clips - summary.failed) as f64 / summary.clips as f64
+        (all - summary.failed) as f64 / all as f64
     };
     if rate < settings.min_success_rate {
         let text = format!(

@@ -15,7 +15,7 @@
 //! - [`pipeline`]: the dispatcher, worker and reducer stages, and standalone mode.
 //! - [`queue`]: what travels between the stages through a broker: codec, topology, connection.
 //! - [`store`]: Postgres: migrations, jobs, idempotent result upserts.
-//! - [`ops`]: metrics, health endpoints, alerts.
+//! - [`ops`]: metrics, health endpoints, alerts; [`report`]: the HTML report of a job.
 //! - [`telemetry`]: logging for the binaries; [`service`]: what the service binaries share.
 //! - [`distributed`]: the dispatcher, worker and reducer services over the broker and the store.
 
@@ -31,6 +31,7 @@ pub mod model;
 pub mod ops;
 pub mod pipeline;
 pub mod queue;
+pub mod report;
 pub mod service;
 pub mod source;
 pub mod store;

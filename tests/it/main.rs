@@ -11,6 +11,7 @@ mod eval;
 mod frontend;
 mod operations;
 mod parity;
+mod report;
 mod runtime_errors;
 mod standalone;
 mod supabase;

@@ -7,6 +7,7 @@
 
 mod customer;
 mod profiles;
+mod report;
 mod tls;
 
 pub use profiles::StoredProfile;
@@ -89,12 +90,14 @@ impl JobRow {
         self.status == "running"
     }
 
-    /// The share of the job's finished clips that did not fail (1 with none finished).
+    /// The share of the day's clips that did not fail, those already done before the job
+    /// (skipped) included: a re-run of one broken clip is not a failed day. 1 with none.
     pub fn success_rate(&self) -> f64 {
-        if self.done <= 0 {
+        let all = self.done + self.skipped;
+        if all <= 0 {
             return 1.0;
         }
-        f64::from(self.done - self.failed) / f64::from(self.done)
+        f64::from(all - self.failed) / f64::from(all)
     }
 
     fn from_row(row: &Row) -> Result<Self, StoreError> {
