@@ -477,3 +477,39 @@ pub async fn fake_assemblyai(latency: std::time::Duration, silent: bool) -> wire
         .await;
     server
 }
+
+/// A port nothing listens on now (for a service's `--health-check-port`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// GET `http://127.0.0.1:port/what` with curl: (status, body), retried while the server starts.
+pub fn http_get(port: u16, what: &str) -> (u16, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                &format!("http://127.0.0.1:{port}{what}"),
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("curl: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some((body, code)) = text.rsplit_once('\n')
+            && let Ok(code) = code.trim().parse::<u16>()
+            && code != 0
+        {
+            return (code, body.to_string());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing serves {what} on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

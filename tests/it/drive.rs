@@ -563,8 +563,13 @@ fn drive_clips_through_assemblyai_to_postgres_with_the_expected_employees() {
             .env("RUST_LOG", "debug");
         c
     };
-    let reducer = Child::spawn(command("reducer"), data.path().join("reducer.log"));
-    let worker = Child::spawn(command("worker"), data.path().join("worker.log"));
+    let (worker_port, reducer_port) = (it::free_port(), it::free_port());
+    let mut reducer_cmd = command("reducer");
+    reducer_cmd.args(["--health-check-port", &reducer_port.to_string()]);
+    let reducer = Child::spawn(reducer_cmd, data.path().join("reducer.log"));
+    let mut worker_cmd = command("worker");
+    worker_cmd.args(["--health-check-port", &worker_port.to_string()]);
+    let worker = Child::spawn(worker_cmd, data.path().join("worker.log"));
     let out = command("dispatcher")
         .args(["run", LOCATION, "2025-10-06", "--wait", "--verbose"])
         .output()
@@ -639,7 +644,25 @@ fn drive_clips_through_assemblyai_to_postgres_with_the_expected_employees() {
         .collect();
     assert!(left.is_empty(), "temporary downloads left behind: {left:?}");
 
-    // Planted secrets: nowhere in the logs, the stored rows or a queue.
+    // Planted secrets: nowhere in the logs, the stored rows, the endpoints or a queue.
+    let (code, ready) = it::http_get(worker_port, "/ready");
+    assert_eq!(code, 200, "{ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    for check in ["broker", "database", "google_drive", "assemblyai"] {
+        assert_eq!(ready["checks"][check], true, "{ready}");
+    }
+    let endpoints: String = [worker_port, reducer_port]
+        .iter()
+        .flat_map(|p| ["/health", "/ready", "/metrics"].map(|w| it::http_get(*p, w).1))
+        .collect();
+    assert!(
+        endpoints
+            .contains("voice_diarization_api_calls_total{outcome=\"ok\",service=\"google_drive\"}")
+    );
+    assert!(
+        endpoints
+            .contains("voice_diarization_api_calls_total{outcome=\"ok\",service=\"assemblyai\"}")
+    );
     let mut worker = worker;
     let mut reducer = reducer;
     worker.signal("TERM");
@@ -656,6 +679,7 @@ fn drive_clips_through_assemblyai_to_postgres_with_the_expected_employees() {
         reducer.log_text(),
         dispatcher_log,
         stored,
+        endpoints,
     ]
     .concat();
     let key_line = drive.private_key.lines().nth(3).unwrap();

@@ -3,11 +3,13 @@
 //! `dispatcher validate` failing (exit 3) on each check in turn; timed-out jobs (exit 124);
 //! and no secret in any of it.
 
-use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use it::{Child, DEMO_LOCATION, Services, TempDir, binary, demo_copies, ort_library, root};
+use it::{
+    Child, DEMO_LOCATION, Services, TempDir, binary, demo_copies, free_port, http_get as get,
+    ort_library, root,
+};
 use serde_json::Value;
 use shared::config::Secret;
 use shared::ops::{Alert, Alerter, Level, metrics};
@@ -15,38 +17,6 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const DATE: &str = "2025-10-06";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// GET `http://127.0.0.1:port/what`: (status, body), retried while the server starts.
-fn get(port: u16, what: &str) -> (u16, String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-w",
-                "\n%{http_code}",
-                &format!("http://127.0.0.1:{port}{what}"),
-            ])
-            .output()
-            .unwrap_or_else(|e| panic!("curl: {e}"));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if let Some((body, code)) = text.rsplit_once('\n')
-            && let Ok(code) = code.trim().parse::<u16>()
-            && code != 0
-        {
-            return (code, body.to_string());
-        }
-        assert!(Instant::now() < deadline, "nothing serves {what} on {port}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -440,6 +410,33 @@ fn validate_exits_3_naming_each_failing_check() {
         let text = report.to_string();
         assert!(!text.contains("planted"), "a secret in the report: {text}");
     }
+    // Drive: a service-account key the token endpoint refuses.
+    let drive = aai.block_on(async {
+        let drive = it::drive_fake::FakeDrive::start(Vec::new(), 10).await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(
+                serde_json::json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}),
+            ))
+            .with_priority(1)
+            .mount(&drive.server)
+            .await;
+        drive
+    });
+    let drive_uri = drive.server.uri();
+    let (code, report) = validate(&[
+        ("AMQP_URL", &services.amqp_url()),
+        ("DATABASE_URL", &database_url),
+        ("VOICE_SOURCE", "gdrive"),
+        ("GOOGLE_DRIVE_CREDENTIALS", &drive.key_json),
+        ("GOOGLE_DRIVE_BASE_URL", &drive_uri),
+        ("VOICE_SAMPLES_FOLDER", "Cary Voice Samples"),
+    ]);
+    assert_eq!(code, 3, "{report}");
+    assert_eq!(failing_checks(&report), ["source"], "{report}");
+    assert!(report.to_string().contains("invalid_grant"), "{report}");
+    assert!(!report.to_string().contains("PRIVATE KEY"));
+
     // The table, for people.
     let out = Command::new(binary("dispatcher"))
         .arg("validate")
