@@ -5,7 +5,7 @@ DATA ?= ../shared/data/speakerid-dev
 VENV := .cache/venv
 PY := $(VENV)/bin/python
 
-.PHONY: chromium setup services build demo test lint eval bench bench-distributed venv model model-check fixtures clean-cache
+.PHONY: chromium deploy-venv deploy-check setup services build demo test lint eval bench bench-distributed venv model model-check fixtures clean-cache
 
 DEMO_LOCATION := 8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e
 
@@ -25,9 +25,20 @@ services:
 	@scripts/services.sh
 
 ## The whole test suite (unit and integration, against the real model, runtime, broker, database)
-test: setup services chromium
+test: setup services chromium deploy-venv
 	cargo build --workspace --bins
 	cargo test --workspace
+
+## Offline validation of the deployment files (k8s schemas, KEDA, compose, Dockerfile)
+DEPLOY_VENV := .cache/venv-deploy
+deploy-venv: $(DEPLOY_VENV)/.ready
+$(DEPLOY_VENV)/.ready: scripts/deploy-requirements.txt
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install -q -r scripts/deploy-requirements.txt
+	touch $@
+
+deploy-check: deploy-venv
+	$(DEPLOY_VENV)/bin/python scripts/validate_deploy.py .
 
 ## Debian's Chromium for the report rendering test (installed once when missing)
 chromium:

@@ -39,6 +39,7 @@ pub fn encoder() -> MutexGuard<'static, SpeakerEncoder> {
                 EncoderOptions {
                     threads: 2,
                     max_batch: 32,
+                    ..EncoderOptions::default()
                 },
             )
             .unwrap_or_else(|e| panic!("{e} (the tests need `make setup`)"));

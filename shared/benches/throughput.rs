@@ -5,6 +5,9 @@
 //! - `VOICE_BENCH_THREADS`: threads for every stage, Rust and Python (default 2)
 //! - `VOICE_BENCH_PYTHON`: the Python that runs models/reference/bench_reference.py
 //!   (default .cache/venv/bin/python, made by `make venv`; unset and absent → Rust only)
+//! - `VOICE_BENCH_BATCHES`: the batch sizes of the sweep (default 1,8,16,32,64,128; on a GPU
+//!   try 64,256,1024,4096)
+//! - `VOICE_DEVICE=cuda` and `ORT_DYLIB_PATH` (the onnxruntime-gpu library): the model on the GPU
 //!
 //! Each clip is embedded as one utterance, as the reference does. Figures are audio seconds per
 //! wall second (× real time), the best of three runs.
@@ -15,7 +18,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use shared::audio::{Audio, decode_file};
-use shared::model::{EncoderOptions, Partials, SpeakerEncoder, load_encoder};
+use shared::model::{Device, EncoderOptions, Partials, SpeakerEncoder, load_encoder};
 
 const RUNS: usize = 3;
 
@@ -46,16 +49,28 @@ fn main() {
     files.sort();
 
     let manifest = root.join("models/ge2e/ge2e.toml");
-    let library = root.join(".cache/onnxruntime/libonnxruntime.so.1.31.1");
+    let library = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".cache/onnxruntime/libonnxruntime.so.1.31.1"));
+    let device = match std::env::var("VOICE_DEVICE").as_deref() {
+        Ok("cuda") => Device::Cuda,
+        _ => Device::Cpu,
+    };
     let mut encoder = load_encoder(
         &manifest,
         Some(&library),
         EncoderOptions {
             threads,
             max_batch: 64,
+            device,
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    let sweep: Vec<usize> = std::env::var("VOICE_BENCH_BATCHES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+        .filter(|b: &Vec<usize>| !b.is_empty())
+        .unwrap_or_else(|| vec![1, 8, 16, 32, 64, 128]);
 
     let decoded: Vec<Audio> = files
         .iter()
@@ -63,10 +78,11 @@ fn main() {
         .collect();
     let audio_s: f64 = decoded.iter().map(Audio::duration_s).sum();
     println!(
-        "{} clips, {:.1} min of audio, {threads} threads, model {}",
+        "{} clips, {:.1} min of audio, {threads} threads, model {} on {:?}",
         files.len(),
         audio_s / 60.0,
-        encoder.manifest().id
+        encoder.manifest().id,
+        encoder.options().device
     );
 
     let decode_s = best(|| {
@@ -91,7 +107,7 @@ fn main() {
 
     println!();
     println!("batch sweep, ONNX Runtime alone ({partials} partials):");
-    for size in [1, 8, 16, 32, 64, 128] {
+    for &size in &sweep {
         let sized = featurize(&encoder, &decoded, size);
         let t = best(|| {
             for b in &sized {

@@ -28,6 +28,7 @@ fn main() {
         EncoderOptions {
             threads: 2,
             max_batch: 64,
+            ..EncoderOptions::default()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));

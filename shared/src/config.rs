@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::matching::DecisionRules;
-use crate::model::{EncoderOptions, Manifest, ModelError, SpeakerEncoder, load_encoder};
+use crate::model::{Device, EncoderOptions, Manifest, ModelError, SpeakerEncoder, load_encoder};
 use crate::ops::alerts::WebhookUrlError;
 use crate::ops::{Alerter, Limits};
 use crate::source::{ClipSource, DriveConfig, DriveSource, LocalSource};
@@ -49,6 +49,7 @@ const ENV_KEYS: &[&str] = &[
     "DISCORD_WEBHOOK_URL",
     "MONITORING_WEBHOOK_URL",
     "NOTIFY_JOB_START",
+    "VOICE_DEVICE",
 ];
 
 const DEFAULT_FILE: &str = "config/default.toml";
@@ -90,6 +91,9 @@ pub struct Settings {
     /// ONNX Runtime intra-op threads per encoder; unset → the machine's cores.
     #[serde(default)]
     pub voice_onnx_threads: Option<usize>,
+    /// Where the model runs: `auto` (CUDA when NVML sees a GPU), `cpu` or `cuda`.
+    #[serde(default = "default_device")]
+    pub voice_device: String,
     /// Where speaker turns come from: `local` (the built-in diarizer) or `assemblyai`.
     #[serde(default = "default_diarizer")]
     pub voice_diarizer: String,
@@ -175,6 +179,10 @@ fn default_drive_base_url() -> String {
 
 fn default_clips_folder() -> String {
     "Clips_{date}_*".into()
+}
+
+fn default_device() -> String {
+    "auto".into()
 }
 
 fn default_diarizer() -> String {
@@ -356,6 +364,9 @@ impl Settings {
                 return bad("VOICE_CLIPS_FOLDER must name the clips folder, e.g. Clips_{date}_*");
             }
         }
+        if !["auto", "cpu", "cuda"].contains(&self.voice_device.as_str()) {
+            return bad("VOICE_DEVICE must be `auto`, `cpu` or `cuda`");
+        }
         if self.max_job_duration == 0 {
             return bad("MAX_JOB_DURATION must be a number of seconds above 0");
         }
@@ -499,8 +510,15 @@ impl Settings {
 
     /// The configured model on the configured ONNX Runtime.
     pub fn encoder(&self) -> Result<SpeakerEncoder, ModelError> {
+        let device = match self.voice_device.as_str() {
+            "cuda" => Device::Cuda,
+            "cpu" => Device::Cpu,
+            _ if crate::ops::system::gpu().is_some() => Device::Cuda,
+            _ => Device::Cpu,
+        };
         let options = EncoderOptions {
             threads: self.onnx_threads(),
+            device,
             ..EncoderOptions::default()
         };
         load_encoder(&self.model_path(), self.ort_dylib_path.as_deref(), options)

@@ -4,6 +4,7 @@
 mod assemblyai;
 mod audio_errors;
 mod audio_formats;
+mod deploy;
 mod diarize;
 mod distributed;
 mod drive;

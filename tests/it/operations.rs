@@ -506,13 +506,39 @@ fn a_standalone_run_past_its_timeout_exits_124_keeping_what_it_stored() {
 fn a_distributed_job_past_its_timeout_is_marked_timed_out_and_exits_124() {
     let services = Services::new("timeout_d");
     let data = many_clips("timeout-d", 5);
-    // No worker runs: the job cannot finish.
-    let out = services
-        .command("dispatcher", data.path())
-        .args(["run", DEMO_LOCATION, DATE, "--wait", "--timeout", "3"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(124), "{}", output_text(&out));
+    // No worker runs: the job cannot finish. The waiting dispatcher serves its own endpoints.
+    let port = free_port();
+    let mut cmd = services.command("dispatcher", data.path());
+    cmd.args(["run", DEMO_LOCATION, DATE, "--wait", "--timeout", "4"])
+        .args([
+            "--enable-health-check",
+            "--health-check-port",
+            &port.to_string(),
+        ]);
+    let mut dispatcher = Child::spawn(cmd, data.path().join("dispatcher.log"));
+    let deadline = Instant::now() + Duration::from_secs(4);
+    loop {
+        let (_, metrics) = get(port, "/metrics");
+        // No worker: all 5 tasks wait in the queue the dispatcher just published to.
+        if metrics.contains("voice_diarization_jobs_total 1")
+            && metrics.contains("voice_diarization_queue_depth{queue=\"voice.clips\"} 5")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dispatcher's /metrics: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ready = json(&get(port, "/ready").1);
+    assert_eq!(ready["checks"]["database"], true, "{ready}");
+    assert_eq!(
+        dispatcher.wait_for_exit(Duration::from_secs(20)),
+        Some(124),
+        "{}",
+        dispatcher.log_text()
+    );
     assert_eq!(services.psql("SELECT status FROM voice_jobs"), "timed_out");
     // The reducer times out jobs nobody waits for (MAX_JOB_DURATION).
     services

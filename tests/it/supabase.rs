@@ -162,6 +162,7 @@ fn batcher() -> BatcherHandle {
         EncoderOptions {
             threads: 2,
             max_batch: 32,
+            ..EncoderOptions::default()
         },
     )
     .unwrap();

@@ -130,6 +130,15 @@ pub async fn publish_job(
                 )
             }))
             .await;
+        // What the workers have in front of them now (the metric "queue depth seen by the
+        // dispatcher"); only informative, so a failure to read it is not an error.
+        if let Ok(depth) = broker.queue_depth(CLIPS).await {
+            crate::ops::metrics()
+                .queue_depth
+                .with_label_values(&[CLIPS])
+                .set(i64::from(depth));
+            tracing::info!(queue = CLIPS, depth, "queue depth after publishing");
+        }
         broker.close().await;
         let mut failed = Vec::new();
         for (i, outcome) in pending.iter().zip(outcomes) {

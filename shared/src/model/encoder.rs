@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ort::environment::Environment;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, TensorRef};
 
@@ -25,8 +25,28 @@ pub struct EmbedRequest<'a> {
 pub struct EncoderOptions {
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
-    /// Partials per ONNX run; larger batches amortise the per-run cost.
+    /// Partials per ONNX run; larger batches amortise the per-run cost. On a GPU it is chosen
+    /// from the device's free memory instead.
     pub max_batch: usize,
+    /// Where to run the model; CUDA falls back to the CPU, with a warning, when it cannot be had.
+    pub device: Device,
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+/// The batch for a GPU with `free_bytes` free: a quarter of it (the rest for ONNX Runtime's
+/// arena, cuDNN's workspace and other processes), at `partial_bytes` per partial, rounded down
+/// to a power of two between 64 and 4096.
+pub fn gpu_batch(free_bytes: u64, partial_bytes: u64) -> usize {
+    let fits = (free_bytes / 4) / partial_bytes.max(1);
+    let fits = usize::try_from(fits).unwrap_or(usize::MAX).clamp(64, 4096);
+    1 << fits.ilog2()
 }
 
 impl Default for EncoderOptions {
@@ -34,6 +54,7 @@ impl Default for EncoderOptions {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_batch: 64,
+            device: Device::Cpu,
         }
     }
 }
@@ -190,6 +211,27 @@ impl Featurizer {
     }
 }
 
+/// Registers the CUDA execution provider; `false` (and the builder as it was) when this
+/// runtime library has none (the CPU wheel) or it cannot start (no device, no CUDA or cuDNN).
+fn cuda(builder: SessionBuilder) -> (bool, SessionBuilder) {
+    use ort::ep::{CUDA, ExecutionProvider};
+    if !CUDA::is_available().unwrap_or(false) {
+        tracing::warn!(
+            "VOICE_DEVICE asks for CUDA, but this ONNX Runtime library has no CUDA execution \
+             provider (install the onnxruntime-gpu wheel): the model runs on the CPU"
+        );
+        return (false, builder);
+    }
+    let provider = CUDA::default().with_device_id(0).build().error_on_failure();
+    match builder.with_execution_providers([provider]) {
+        Ok(builder) => (true, builder),
+        Err(e) => {
+            tracing::warn!(error = %e, "the CUDA execution provider did not start: the model runs on the CPU");
+            (false, e.recover())
+        }
+    }
+}
+
 /// The speaker-embedding model on ONNX Runtime.
 pub struct SpeakerEncoder {
     featurizer: Arc<Featurizer>,
@@ -211,14 +253,30 @@ impl SpeakerEncoder {
             path: path.clone(),
             reason,
         };
-        let session = Session::builder(env)
+        let mut builder = Session::builder(env)
             .map_err(|e| load(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| load(e.to_string()))?
             .with_intra_threads(options.threads.max(1))
             .map_err(|e| load(e.to_string()))?
             .with_inter_threads(1)
-            .map_err(|e| load(e.to_string()))?
+            .map_err(|e| load(e.to_string()))?;
+        let mut options = options;
+        if options.device == Device::Cuda {
+            let (on_gpu, with_cuda) = cuda(builder);
+            builder = with_cuda;
+            if on_gpu {
+                if let Some(gpu) = crate::ops::system::gpu() {
+                    let partial = manifest.chunking.partial_frames * manifest.frontend.n_mels;
+                    // Inputs in f32, and room for the activations of every layer.
+                    options.max_batch = gpu_batch(gpu.free_bytes, partial as u64 * 4 * 32);
+                    tracing::info!(gpu = %gpu.name, free_mib = gpu.free_bytes >> 20, batch = options.max_batch, "speaker model on CUDA");
+                }
+            } else {
+                options.device = Device::Cpu;
+            }
+        }
+        let session = builder
             .commit_from_file(&path)
             .map_err(|e| load(e.to_string()))?;
         let encoder = Self {
@@ -372,5 +430,22 @@ pub fn l2_normalize_f64(v: &[f64]) -> Embedding {
         vec![0.0; v.len()]
     } else {
         v.iter().map(|x| (x / norm) as f32).collect()
+    }
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    use super::*;
+
+    #[test]
+    fn gpu_batches_follow_free_memory() {
+        let partial = 160 * 40 * 4 * 32;
+        assert_eq!(
+            gpu_batch(140 << 30, partial),
+            4096,
+            "an H200 takes the largest"
+        );
+        assert_eq!(gpu_batch(6 << 30, partial), 1024);
+        assert_eq!(gpu_batch(100 << 20, partial), 64, "never under 64");
     }
 }

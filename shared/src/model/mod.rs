@@ -5,8 +5,8 @@ mod manifest;
 mod runtime;
 
 pub use encoder::{
-    EmbedRequest, Embedding, EncoderOptions, Featurizer, ModelError, Partials, SpeakerEncoder,
-    l2_normalize_f64,
+    Device, EmbedRequest, Embedding, EncoderOptions, Featurizer, ModelError, Partials,
+    SpeakerEncoder, gpu_batch, l2_normalize_f64,
 };
 pub use manifest::{
     Chunking, Decision, Frontend, InputLayout, LogKind, Manifest, ManifestError, MelNorm,

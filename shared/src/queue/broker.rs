@@ -211,6 +211,20 @@ impl Broker {
         Ok(self.connection.create_channel().await?)
     }
 
+    /// Messages ready in `queue` now (a passive declare: the queue must exist).
+    pub async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
+        let channel = self.channel().await?;
+        let options = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..lapin::options::QueueDeclareOptions::default()
+        };
+        let declared = channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await?;
+        let _ = channel.close(200, "depth read".into()).await;
+        Ok(declared.message_count())
+    }
+
     /// A consumer on its own channel, with at most `prefetch` unacknowledged deliveries.
     pub async fn consume(
         &self,
