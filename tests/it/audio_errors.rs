@@ -144,3 +144,64 @@ fn bad_audio_is_an_error_naming_the_file() {
     seen.dedup();
     assert!(seen.len() >= 6, "distinct kinds: {seen:?}");
 }
+
+/// A WAV header of any format, rate and declared length (what a hostile file can claim).
+fn wav_with(format: u16, rate: u32, bits: u16, declared: u32, data: &[u8]) -> Vec<u8> {
+    let block = bits / 8;
+    let mut h = Vec::new();
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(36 + declared).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&format.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    h.extend_from_slice(&block.to_le_bytes());
+    h.extend_from_slice(&bits.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&declared.to_le_bytes());
+    h.extend_from_slice(data);
+    h
+}
+
+#[test]
+fn hostile_headers_and_samples_are_contained() {
+    use shared::audio::decode_bytes;
+    // Float PCM full of NaN and infinities: decoded, as silence.
+    let samples: Vec<u8> = (0..16_000)
+        .flat_map(|i| {
+            match i % 3 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                _ => 0.25,
+            }
+            .to_le_bytes()
+        })
+        .collect();
+    let audio = decode_bytes(
+        wav_with(3, 16_000, 32, samples.len() as u32, &samples),
+        Some("wav"),
+        16_000,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(audio.samples.iter().all(|s| s.is_finite()));
+    // A rate no recording has: refused before any resampler is built.
+    let pcm = vec![0u8; 4000];
+    let e = decode_bytes(
+        wav_with(1, 1, 16, pcm.len() as u32, &pcm),
+        Some("wav"),
+        16_000,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "resample", "{e}");
+    assert!(e.to_string().contains("1 Hz"), "{e}");
+    // A header that claims 4 GB of audio over 4 kB of data: nothing near that is reserved,
+    // and the clip is reported as cut short.
+    let e = decode_bytes(
+        wav_with(1, 16_000, 16, u32::MAX - 64, &pcm),
+        Some("wav"),
+        16_000,
+    );
+    assert!(e.is_err() || e.is_ok_and(|a| a.samples.capacity() < 1 << 20));
+}

@@ -65,6 +65,9 @@ impl AudioErrorKind {
     }
 }
 
+/// The source sample rates accepted.
+const SOURCE_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+
 /// Isolated bad packets (a damaged MP3 frame) are skipped; a stream with more bad packets than
 /// good ones is rejected, so garbage never passes for audio.
 const MAX_SKIPPED_PACKETS: usize = 8;
@@ -92,11 +95,29 @@ pub fn decode_file(path: &Path, target_rate: u32) -> Result<Audio, AudioError> {
     decode_stream(stream, &hint, target_rate).map_err(fail)
 }
 
+/// Decodes audio held in memory (`extension` hints the container), as [`decode_file`] does.
+pub fn decode_bytes(
+    bytes: Vec<u8>,
+    extension: Option<&str>,
+    target_rate: u32,
+) -> Result<Audio, AudioErrorKind> {
+    if bytes.is_empty() {
+        return Err(AudioErrorKind::Empty);
+    }
+    let mut hint = Hint::new();
+    if let Some(ext) = extension {
+        hint.with_extension(&ext.to_ascii_lowercase());
+    }
+    let stream = MediaSourceStream::new(Box::new(io::Cursor::new(bytes)), Default::default());
+    decode_stream(stream, &hint, target_rate)
+}
+
 fn decode_stream(
     stream: MediaSourceStream,
     hint: &Hint,
     target_rate: u32,
 ) -> Result<Audio, AudioErrorKind> {
+    let byte_len = symphonia::core::io::MediaSource::byte_len(&stream);
     let mut format = symphonia::default::get_probe()
         .probe(
             hint,
@@ -129,9 +150,16 @@ fn decode_stream(
     let mut out = Vec::new();
     // Containers that declare their length let the output be sized once: a long clip then
     // never holds more than its own samples (growth by doubling would reserve up to twice that).
-    if let (Some(frames), Some(rate)) = (declared_frames, params.sample_rate) {
+    // A header may lie: never reserve more samples than the file has bytes (16-bit PCM at the
+    // target rate has two bytes a sample; compressed audio that decodes to more just grows).
+    if let (Some(frames), Some(rate), Some(bytes)) = (
+        declared_frames,
+        params.sample_rate.filter(|r| *r > 0),
+        byte_len,
+    ) {
         let expected = (frames as f64 * f64::from(target_rate) / f64::from(rate)).ceil() as usize;
-        out.reserve_exact(expected.saturating_add(8));
+        let bound = usize::try_from(bytes).unwrap_or(usize::MAX);
+        out.reserve_exact(expected.min(bound).saturating_add(8));
     }
     let mut resampler: Option<(StreamingResampler, u32, usize)> = None;
     let mut planes: Vec<Vec<f32>> = Vec::new();
@@ -174,6 +202,13 @@ fn decode_stream(
         let channels = buf.spec().channels().count().max(1);
         let (resampler, _, _) = match &mut resampler {
             Some(r) => r,
+            // A rate no recording has comes from a damaged header; resampling from it would
+            // need absurd buffers.
+            None if !SOURCE_RATES.contains(&rate) => {
+                return Err(AudioErrorKind::Resample(format!(
+                    "a sample rate of {rate} Hz is not audio this system takes (1–768 kHz)"
+                )));
+            }
             None => resampler.insert((
                 StreamingResampler::new(rate, target_rate)
                     .map_err(|e| AudioErrorKind::Resample(e.to_string()))?,
@@ -235,6 +270,7 @@ fn classify(e: SymphoniaError) -> AudioErrorKind {
 }
 
 /// Averages the channels: speaker models are trained on mono, and averaging keeps the level.
+/// Samples outside f32's finite range become 0.
 fn downmix(planes: &[Vec<f32>], frames: usize, mono: &mut Vec<f32>) {
     mono.clear();
     match planes {
@@ -250,5 +286,10 @@ fn downmix(planes: &[Vec<f32>], frames: usize, mono: &mut Vec<f32>) {
             }
             mono.iter_mut().for_each(|m| *m *= scale);
         }
+    }
+    // Float PCM can carry NaN or infinities (a damaged or hostile file): silence instead, so
+    // nothing downstream (resampler, features, model) ever sees them.
+    for m in mono.iter_mut().filter(|m| !m.is_finite()) {
+        *m = 0.0;
     }
 }

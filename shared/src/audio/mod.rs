@@ -7,7 +7,7 @@ mod decode;
 mod level;
 mod resample;
 
-pub use decode::{AudioError, AudioErrorKind, SUPPORTED_EXTENSIONS, decode_file};
+pub use decode::{AudioError, AudioErrorKind, SUPPORTED_EXTENSIONS, decode_bytes, decode_file};
 pub use level::normalize_volume;
 pub use resample::StreamingResampler;
 
