@@ -48,7 +48,8 @@ pub fn run(config: Option<&Path>, args: &EnrollArgs) -> anyhow::Result<()> {
             ),
             Err(e) => return Err(e.into()),
         };
-        let assignment = profiles.assignment(&location).await?;
+        // The listing the enrollment just made, not a second one.
+        let assignment = profiles.listing(&location, false).await?;
         anyhow::Ok((enrolled, assignment))
     })?;
 

@@ -112,9 +112,9 @@ pub fn run(
     })
 }
 
-/// The store of distributed mode: DATABASE_URL is required (exit 2 without it).
-pub fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
-    let Some(database_url) = settings.database_url.clone() else {
+/// DATABASE_URL, which distributed mode requires (exit 2 without it).
+pub fn database_url(settings: &Settings) -> anyhow::Result<&Secret> {
+    let Some(database_url) = &settings.database_url else {
         let hint = if settings.supabase_url.is_some() {
             " (SUPABASE_URL is the REST endpoint; the Postgres connection string is in \
              Supabase's Project settings → Database)"
@@ -127,8 +127,16 @@ pub fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
         ))
         .into());
     };
-    Store::connect(&database_url, settings.database_ca_cert.as_deref())
-        .map_err(|e| Failure::Usage(e.to_string()).into())
+    Ok(database_url)
+}
+
+/// The store of distributed mode.
+pub fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect(
+        database_url(settings)?,
+        settings.database_ca_cert.as_deref(),
+    )
+    .map_err(|e| Failure::Usage(e.to_string()).into())
 }
 
 /// Exit 1, nothing published, when the location has no worker with a voice sample.

@@ -9,6 +9,7 @@ use anyhow::Context;
 use shared::config::Settings;
 use shared::distributed::Shutdown;
 use shared::model::Manifest;
+use shared::ops::health::database_check;
 use shared::ops::{Alert, Alerter, Health, Level, metrics};
 use shared::pipeline::{
     ClipResult, ClipTask, OutputDir, RunOptions, StandaloneError, Summary, plan_tasks,
@@ -38,9 +39,9 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         .into());
     }
     let location = args.location_id.to_ascii_lowercase();
-    if settings.amqp_url.is_some() && settings.database_url.is_none() {
-        // A usage error (exit 2), told as such before the pre-flight checks would fail on it.
-        crate::publish::connect_store(&settings)?;
+    if settings.amqp_url.is_some() {
+        // A missing DATABASE_URL is a usage error (exit 2), told before the checks fail on it.
+        crate::publish::database_url(&settings)?;
     }
     if !args.skip_validation && !args.dry_run {
         crate::validate::before_run(&settings)?;
@@ -163,14 +164,8 @@ impl Operations {
         let (stop, shutdown) = Shutdown::manual();
         if args.enable_health_check {
             let mut health = Health::new("dispatcher", settings.limits());
-            if let Some(store) = store {
-                health = health.check(
-                    "database",
-                    Box::new(move || {
-                        let store = store.clone();
-                        Box::pin(async move { store.ping().await.is_ok() })
-                    }),
-                );
+            if let Some(store) = &store {
+                health = health.check("database", database_check(store));
             }
             runtime.block_on(shared::service::operate(
                 health,

@@ -12,7 +12,7 @@ use clap::Parser;
 use shared::distributed::Shutdown;
 use shared::distributed::reducer::ReducerService;
 use shared::ops::Health;
-use shared::ops::health::broker_connected;
+use shared::ops::health::{broker_check, database_check};
 use shared::service::{ServiceArgs, operate, usage};
 use shared::store::Store;
 
@@ -56,20 +56,8 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         .block_on(async {
             let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
             let health = Health::new("reducer", settings.limits())
-                .check(
-                    "broker",
-                    Box::new(|| Box::pin(async { broker_connected() })),
-                )
-                .check(
-                    "database",
-                    Box::new({
-                        let store = store.clone();
-                        move || {
-                            let store = store.clone();
-                            Box::pin(async move { store.ping().await.is_ok() })
-                        }
-                    }),
-                );
+                .check("broker", broker_check())
+                .check("database", database_check(&store));
             let port = args.health_check_port;
             // Served while the database is awaited: the process is alive, just not ready.
             operate(health, port, alerter.clone(), &settings, shutdown.clone()).await;

@@ -303,18 +303,22 @@ async fn rate_limits_and_server_errors_are_retried() {
     assert_eq!(std::fs::read(fetched.path()).unwrap().len(), 1000);
 }
 
-#[tokio::test]
-async fn persistent_failures_end_with_the_apis_message_and_no_secret() {
-    // 503 for ever: four tries (three retries), then a transient error.
+/// A local Drive whose every `files.list` answers `status` with `body`.
+async fn listing_fails_with(status: u16, body: serde_json::Value) -> FakeDrive {
     let drive = FakeDrive::start(tree(), 1000).await;
     Mock::given(method("GET"))
         .and(path("/drive/v3/files"))
-        .respond_with(ResponseTemplate::new(503).set_body_json(
-            serde_json::json!({"error": {"code": 503, "message": "The service is currently unavailable."}}),
-        ))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body))
         .with_priority(1)
         .mount(&drive.server)
         .await;
+    drive
+}
+
+#[tokio::test]
+async fn persistent_failures_end_with_the_apis_message_and_no_secret() {
+    // 503 for ever: four tries (three retries), then a transient error.
+    let drive = listing_fails_with(503, serde_json::json!({"error": {"code": 503, "message": "The service is currently unavailable."}}),).await;
     let e = source(&drive)
         .list_clips(LOCATION, day())
         .await
@@ -326,15 +330,13 @@ async fn persistent_failures_end_with_the_apis_message_and_no_secret() {
     assert_no_secret(&drive, &e.to_string());
 
     // 401 for ever: one fresh token, then a permanent error.
-    let drive = FakeDrive::start(tree(), 1000).await;
-    Mock::given(method("GET"))
-        .and(path("/drive/v3/files"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!(
+    let drive = listing_fails_with(
+        401,
+        serde_json::json!(
             {"error": {"code": 401, "message": "Request had invalid authentication credentials.",
-                       "errors": [{"reason": "authError"}]}})))
-        .with_priority(1)
-        .mount(&drive.server)
-        .await;
+                       "errors": [{"reason": "authError"}]}}),
+    )
+    .await;
     let e = source(&drive)
         .list_clips(LOCATION, day())
         .await
@@ -354,15 +356,9 @@ async fn persistent_failures_end_with_the_apis_message_and_no_secret() {
     assert_no_secret(&drive, &e.to_string());
 
     // 403 without a rate-limit reason (the folder is not shared): permanent at once.
-    let drive = FakeDrive::start(tree(), 1000).await;
-    Mock::given(method("GET"))
-        .and(path("/drive/v3/files"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!(
+    let drive = listing_fails_with(403, serde_json::json!(
             {"error": {"code": 403, "message": "The user does not have sufficient permissions for this file.",
-                       "errors": [{"reason": "insufficientFilePermissions"}]}})))
-        .with_priority(1)
-        .mount(&drive.server)
-        .await;
+                       "errors": [{"reason": "insufficientFilePermissions"}]}})).await;
     let e = source(&drive).list_samples(LOCATION).await.unwrap_err();
     assert!(!e.is_transient());
     assert_eq!(drive.requests("/drive/v3/files").await.len(), 1);

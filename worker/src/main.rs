@@ -14,7 +14,7 @@ use shared::diarize::LocalDiarizer;
 use shared::distributed::Shutdown;
 use shared::distributed::worker::WorkerService;
 use shared::ops::Health;
-use shared::ops::health::broker_connected;
+use shared::ops::health::{broker_check, database_check};
 use shared::pipeline::{ClipProcessor, spawn_batcher};
 use shared::service::{ServiceArgs, operate, usage};
 use shared::store::Store;
@@ -73,18 +73,9 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         Ok(alerter) => alerter,
         Err(e) => return Ok(usage(&e.to_string())),
     };
-    let mut health = Health::new("worker", settings.limits()).check(
-        "broker",
-        Box::new(|| Box::pin(async { broker_connected() })),
-    );
-    if let Some(store) = store.clone() {
-        health = health.check(
-            "database",
-            Box::new(move || {
-                let store = store.clone();
-                Box::pin(async move { store.ping().await.is_ok() })
-            }),
-        );
+    let mut health = Health::new("worker", settings.limits()).check("broker", broker_check());
+    if let Some(store) = &store {
+        health = health.check("database", database_check(store));
     }
     if settings.voice_source == "gdrive" {
         let source = Arc::clone(&source);

@@ -82,7 +82,7 @@ impl Profiles {
     }
 
     /// The location's assignment, listed again once it is `LISTING_TTL` old (or on `fresh`).
-    async fn listing(&self, location: &str, fresh: bool) -> Result<Assignment, ProfileError> {
+    pub async fn listing(&self, location: &str, fresh: bool) -> Result<Assignment, ProfileError> {
         let cached = self.listings.lock().ok().and_then(|l| {
             l.get(location)
                 .filter(|(at, _)| !fresh && at.elapsed() < LISTING_TTL)

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::alerts::rfc3339;
 use super::{metrics, system};
 use crate::source::BoxFuture;
+use crate::store::Store;
 
 /// One readiness check: `true` when the dependency answers now.
 pub type Check = Box<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
@@ -36,6 +37,20 @@ pub fn set_broker_connected(up: bool) {
 
 pub fn broker_connected() -> bool {
     BROKER_UP.load(Ordering::Relaxed)
+}
+
+/// The `broker` check of a service: whether its consume loop holds a connection now.
+pub fn broker_check() -> Check {
+    Box::new(|| Box::pin(async { broker_connected() }))
+}
+
+/// The `database` check: the store answers `SELECT 1`.
+pub fn database_check(store: &Store) -> Check {
+    let store = store.clone();
+    Box::new(move || {
+        let store = store.clone();
+        Box::pin(async move { store.ping().await.is_ok() })
+    })
 }
 
 /// Limits past which `/health` reports an issue (MAX_MEMORY_GB, MAX_API_FAILURES).
@@ -150,12 +165,8 @@ impl Health {
                 let (ok, body) = self.ready().await;
                 json_response(ok, &body)
             }
+            // The memory gauges are kept current by `service::operate`'s sampler.
             "/metrics" => {
-                if let Some(rss) = system::rss_bytes() {
-                    metrics()
-                        .memory_rss_bytes
-                        .set(i64::try_from(rss).unwrap_or(i64::MAX));
-                }
                 let mut response = text(StatusCode::OK, &metrics().render());
                 response.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,

@@ -364,11 +364,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, SourceError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| SourceError::Service {
-            kind: "internal",
-            message: format!("listing stopped: {e}"),
-            transient: true,
-        })?
+        .map_err(|e| SourceError::service("internal", true, format!("listing stopped: {e}")))?
 }
 
 #[cfg(test)]

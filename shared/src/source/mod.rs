@@ -137,6 +137,15 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// A remote source's failure: `kind` is stored with a failed result.
+    pub fn service(kind: &'static str, transient: bool, message: String) -> Self {
+        Self::Service {
+            kind,
+            message,
+            transient,
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {

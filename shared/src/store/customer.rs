@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use tokio_postgres::types::Type;
+use tokio_postgres::Row;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::{Store, StoreError};
 use crate::source::RosterEntry;
@@ -14,22 +15,30 @@ fn missing_table(e: &tokio_postgres::Error) -> bool {
 }
 
 impl Store {
+    /// The rows of a query on one of the customer's tables; `None` when the table is absent.
+    async fn customer_rows(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Option<Vec<Row>>, StoreError> {
+        match self.pool.get().await?.query_typed(sql, params).await {
+            Ok(rows) => Ok(Some(rows)),
+            Err(e) if missing_table(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The location's workers from `workers`, by name; `None` when there is no such table.
     pub async fn roster(&self, location: &str) -> Result<Option<Vec<RosterEntry>>, StoreError> {
-        let rows = self
-            .pool
-            .get()
-            .await?
-            .query_typed(
+        let Some(rows) = self
+            .customer_rows(
                 "SELECT id::text AS id, name::text AS name FROM workers
                  WHERE location_id = $1::uuid ORDER BY name, id",
                 &[(&location, Type::TEXT)],
             )
-            .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) if missing_table(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            .await?
+        else {
+            return Ok(None);
         };
         rows.iter()
             .map(|r| {
@@ -48,20 +57,15 @@ impl Store {
         location: &str,
         ids: &[String],
     ) -> Result<Option<HashSet<String>>, StoreError> {
-        let rows = self
-            .pool
-            .get()
-            .await?
-            .query_typed(
+        let Some(rows) = self
+            .customer_rows(
                 "SELECT id::text AS id FROM transactions
                  WHERE location_id = $1::uuid AND id::text = ANY($2)",
                 &[(&location, Type::TEXT), (&ids, Type::TEXT_ARRAY)],
             )
-            .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) if missing_table(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            .await?
+        else {
+            return Ok(None);
         };
         rows.iter()
             .map(|r| r.try_get::<_, String>("id").map_err(StoreError::from))

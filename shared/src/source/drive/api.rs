@@ -118,12 +118,18 @@ pub struct DriveApi {
     auth: OnceCell<DefaultAuthenticator>,
 }
 
-fn error(kind: &'static str, transient: bool, message: String) -> SourceError {
-    SourceError::Service {
+/// A request that got no complete answer: always worth a retry.
+fn network(what: &str, e: &reqwest::Error) -> SourceError {
+    let kind = if e.is_timeout() {
+        "drive_timeout"
+    } else {
+        "drive_network"
+    };
+    SourceError::service(
         kind,
-        message,
-        transient,
-    }
+        true,
+        format!("Google Drive {what}: {}", without_url(e)),
+    )
 }
 
 impl DriveApi {
@@ -132,7 +138,7 @@ impl DriveApi {
         let key: ServiceAccountKey = serde_json::from_str(config.credentials.expose().trim())
             .map_err(|e| {
                 // serde's message could quote a value of the key: only say where it broke.
-                error(
+                SourceError::service(
                     "config",
                     false,
                     format!(
@@ -144,8 +150,8 @@ impl DriveApi {
                     ),
                 )
             })?;
-        let client =
-            crate::http::client(config.request_timeout).map_err(|e| error("config", false, e))?;
+        let client = crate::http::client(config.request_timeout)
+            .map_err(|e| SourceError::service("config", false, e))?;
         Ok(Self {
             config,
             client,
@@ -163,7 +169,7 @@ impl DriveApi {
                     .build()
                     .await
                     .map_err(|e| {
-                        error(
+                        SourceError::service(
                             "drive_unauthorized",
                             false,
                             format!(
@@ -191,7 +197,7 @@ impl DriveApi {
                 E::JSONError(_) => "the token endpoint's answer is not JSON".into(),
                 _ => "the token endpoint cannot be reached".into(),
             };
-            error(
+            SourceError::service(
                 if transient {
                     "drive_network"
                 } else {
@@ -202,7 +208,7 @@ impl DriveApi {
             )
         })?;
         token.token().map(str::to_string).ok_or_else(|| {
-            error(
+            SourceError::service(
                 "drive_unauthorized",
                 false,
                 "Google Drive: empty access token".into(),
@@ -239,7 +245,7 @@ impl DriveApi {
                 })
                 .await?;
             let page: FileList = response.json().await.map_err(|e| {
-                error(
+                SourceError::service(
                     "drive_bad_response",
                     true,
                     format!("Google Drive list: {}", without_url(&e)),
@@ -251,7 +257,7 @@ impl DriveApi {
                 None => return Ok(files),
             }
         }
-        Err(error(
+        Err(SourceError::service(
             "drive_bad_response",
             true,
             format!("Google Drive list: more than {MAX_PAGES} pages"),
@@ -319,18 +325,7 @@ impl DriveApi {
                     let wait = retry_after(response.headers());
                     (classify(what, response).await, wait)
                 }
-                Err(e) => (
-                    error(
-                        if e.is_timeout() {
-                            "drive_timeout"
-                        } else {
-                            "drive_network"
-                        },
-                        true,
-                        format!("Google Drive {what}: {}", without_url(&e)),
-                    ),
-                    None,
-                ),
+                Err(e) => (network(what, &e), None),
             };
             let Some(delay) = delays.next().filter(|_| e.is_transient()) else {
                 record("failed");
@@ -348,21 +343,16 @@ impl DriveApi {
 }
 
 async fn write_body(mut response: Response, dest: &Path) -> Result<u64, SourceError> {
-    let io = |e: std::io::Error| error("drive_temp_file", true, format!("{}: {e}", dest.display()));
+    let io = |e: std::io::Error| {
+        SourceError::service("drive_temp_file", true, format!("{}: {e}", dest.display()))
+    };
     let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
     let mut size = 0u64;
     loop {
-        let chunk = response.chunk().await.map_err(|e| {
-            error(
-                if e.is_timeout() {
-                    "drive_timeout"
-                } else {
-                    "drive_network"
-                },
-                true,
-                format!("Google Drive download: {}", without_url(&e)),
-            )
-        })?;
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|e| network("download", &e))?;
         let Some(chunk) = chunk else { break };
         file.write_all(&chunk).await.map_err(io)?;
         size += chunk.len() as u64;
@@ -395,14 +385,16 @@ async fn classify(what: &str, response: Response) -> SourceError {
     });
     let text = format!("Google Drive {what}: HTTP {}: {message}", status.as_u16());
     match status {
-        StatusCode::TOO_MANY_REQUESTS => error("drive_rate_limited", true, text),
-        StatusCode::FORBIDDEN if rate_limited => error("drive_rate_limited", true, text),
-        s if s.is_server_error() => error("drive_server_error", true, text),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            error("drive_unauthorized", false, text)
+        StatusCode::TOO_MANY_REQUESTS => SourceError::service("drive_rate_limited", true, text),
+        StatusCode::FORBIDDEN if rate_limited => {
+            SourceError::service("drive_rate_limited", true, text)
         }
-        StatusCode::NOT_FOUND => error("drive_not_found", false, text),
-        _ => error("drive_rejected", false, text),
+        s if s.is_server_error() => SourceError::service("drive_server_error", true, text),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            SourceError::service("drive_unauthorized", false, text)
+        }
+        StatusCode::NOT_FOUND => SourceError::service("drive_not_found", false, text),
+        _ => SourceError::service("drive_rejected", false, text),
     }
 }
 

@@ -87,25 +87,25 @@ impl DriveSource {
         let folder = match folders.as_slice() {
             [one] => one,
             [] => {
-                return Err(SourceError::Service {
-                    kind: "drive_folder_missing",
-                    message: format!(
+                return Err(SourceError::service(
+                    "drive_folder_missing",
+                    false,
+                    format!(
                         "Google Drive: no folder named `{name}` is shared with the service account \
                          (VOICE_SAMPLES_FOLDER)"
                     ),
-                    transient: false,
-                });
+                ));
             }
             many => {
-                return Err(SourceError::Service {
-                    kind: "drive_folder_ambiguous",
-                    message: format!(
+                return Err(SourceError::service(
+                    "drive_folder_ambiguous",
+                    false,
+                    format!(
                         "Google Drive: {} folders are named `{name}`; rename or unshare all but one \
                          (VOICE_SAMPLES_FOLDER)",
                         many.len()
                     ),
-                    transient: false,
-                });
+                ));
             }
         };
         let mut samples = Vec::new();
@@ -136,10 +136,12 @@ impl DriveSource {
             });
         }
         let fetched = Fetched::temporary(temp_path(name));
-        create_private(fetched.path()).map_err(|e| SourceError::Service {
-            kind: "drive_temp_file",
-            message: format!("{}: {e}", fetched.path().display()),
-            transient: true,
+        create_private(fetched.path()).map_err(|e| {
+            SourceError::service(
+                "drive_temp_file",
+                true,
+                format!("{}: {e}", fetched.path().display()),
+            )
         })?;
         self.api.download(file_id, fetched.path()).await?;
         Ok(fetched)
