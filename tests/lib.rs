@@ -26,7 +26,41 @@ pub fn fixture(rel: &str) -> PathBuf {
     root().join("tests/fixtures").join(rel)
 }
 
-/// The bundled model on the setup step's ONNX Runtime, loaded once per test process.
+/// The default model's manifest (CAM++; GE2E embeds its diarizer's windows).
+pub fn default_manifest() -> PathBuf {
+    root().join("models/campplus/campplus.toml")
+}
+
+/// The default model and its windows model on the setup step's ONNX Runtime.
+pub fn default_encoders() -> shared::model::Encoders {
+    shared::model::load_encoders(
+        &default_manifest(),
+        Some(&ort_library()),
+        EncoderOptions {
+            threads: 2,
+            max_batch: 32,
+            ..EncoderOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e} (the tests need `make setup`)"))
+}
+
+/// The default model's calibration prior, as the settings give it without overrides.
+pub fn default_prior() -> shared::matching::Prior {
+    let manifest = shared::model::Manifest::load(&default_manifest()).unwrap();
+    let d = &manifest.decision;
+    shared::matching::Prior {
+        rules: shared::matching::DecisionRules {
+            threshold: d.threshold,
+            margin: d.margin,
+        },
+        impostor_mean: d.impostor_mean,
+        impostor_sd: d.impostor_sd,
+        target_mean: d.target_mean,
+    }
+}
+
+/// The GE2E model on the setup step's ONNX Runtime, loaded once per test process.
 pub fn encoder() -> MutexGuard<'static, SpeakerEncoder> {
     static ENCODER: OnceLock<Mutex<SpeakerEncoder>> = OnceLock::new();
     ENCODER
@@ -330,6 +364,34 @@ impl Drop for Child {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// A local webhook that answers every POST with 200, on its own runtime (kept beside it).
+pub fn webhook() -> (tokio::runtime::Runtime, wiremock::MockServer) {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let server = runtime.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        server
+    });
+    (runtime, server)
+}
+
+/// The body of every alert a `webhook` received, in order.
+pub fn alert_bodies(
+    runtime: &tokio::runtime::Runtime,
+    server: &wiremock::MockServer,
+) -> Vec<serde_json::Value> {
+    runtime
+        .block_on(server.received_requests())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect()
 }
 
 /// The bundled runtime library, as `make setup` leaves it.

@@ -1,5 +1,8 @@
-//! `dispatcher enroll <LOCATION_ID>`: embed the location's voice samples now and store the
-//! profiles in `voice_profiles`, whatever is cached; the workers pick them up from there.
+//! `dispatcher enroll <LOCATION_ID>`: embed the location's voice samples now, calibrate the
+//! location and run the enrollment checks, and store the profiles and the calibration
+//! (`voice_profiles`, `voice_calibrations`), whatever is cached; the workers pick them up from
+//! there. Prints each worker with its samples and issues, the threshold and why, and each
+//! issue's fix.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,13 +36,14 @@ pub fn run(config: Option<&Path>, args: &EnrollArgs) -> anyhow::Result<()> {
     let source = settings
         .clip_source()
         .map_err(|e| Failure::Usage(e.to_string()))?;
-    let encoder = settings.encoder().context("loading the speaker model")?;
-    let model = encoder.manifest().id.clone();
-    let (batcher, _thread) = spawn_batcher(encoder).context("starting the encoder")?;
+    let encoders = settings.encoders().context("loading the speaker model")?;
+    let model = encoders.speakers.manifest().id.clone();
+    let prior = settings.prior(encoders.speakers.manifest());
+    let (batcher, _thread) = spawn_batcher(encoders).context("starting the encoder")?;
     let runtime = shared::service::runtime().context("starting the async runtime")?;
     let (enrolled, assignment) = runtime.block_on(async {
         store.migrate().await.context("preparing the database")?;
-        let profiles = Profiles::new(Arc::clone(&source), Some(store.clone()));
+        let profiles = Profiles::new(Arc::clone(&source), Some(store.clone()), prior);
         let enrolled = match profiles.get(&batcher, &location, true).await {
             Ok(enrolled) => enrolled,
             Err(ProfileError::NoWorkers(_)) => anyhow::bail!(
@@ -53,30 +57,56 @@ pub fn run(config: Option<&Path>, args: &EnrollArgs) -> anyhow::Result<()> {
         anyhow::Ok((enrolled, assignment))
     })?;
 
+    let voices = &enrolled.profiles;
+    let calibration = &voices.calibration;
     println!("location {location}  model {model}");
     println!(
         "  {:<38} {:<24} {:>7} {:>9}  note",
         "worker", "name", "samples", "speech s"
     );
     for worker in &assignment.workers {
-        let profile = enrolled
+        let profile = voices
             .profiles
             .iter()
             .find(|p| p.worker_id == worker.worker_id);
-        let (speech, note) = match profile {
-            Some(p) if p.weak_profile => {
-                (format!("{:.1}", p.speech_s), "weak: under 3 s of speech")
-            }
-            Some(p) => (format!("{:.1}", p.speech_s), ""),
-            None if worker.samples.is_empty() => ("-".into(), "no voice sample"),
-            None => ("-".into(), "no usable sample"),
-        };
+        let left_out = calibration
+            .flagged
+            .iter()
+            .filter(|f| f.worker_id == worker.worker_id)
+            .count();
+        let alike: Vec<&str> = calibration
+            .look_alike
+            .iter()
+            .filter_map(|p| {
+                if p.a == worker.worker_id {
+                    Some(p.b_name.as_str())
+                } else if p.b == worker.worker_id {
+                    Some(p.a_name.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let mut notes = Vec::new();
+        match profile {
+            Some(p) if p.weak_profile => notes.push("weak: under 3 s of speech".to_string()),
+            Some(_) => {}
+            None if worker.samples.is_empty() => notes.push("no voice sample".into()),
+            None => notes.push("no usable sample: not matched".into()),
+        }
+        if left_out > 0 {
+            notes.push(format!("{left_out} sample(s) left out"));
+        }
+        if !alike.is_empty() {
+            notes.push(format!("sounds like {}", alike.join(", ")));
+        }
         println!(
-            "  {:<38} {:<24} {:>7} {:>9}  {note}",
+            "  {:<38} {:<24} {:>7} {:>9}  {}",
             worker.worker_id,
             worker.name,
             worker.samples.len(),
-            speech
+            profile.map_or("-".into(), |p| format!("{:.1}", p.speech_s)),
+            notes.join("; ")
         );
     }
     for owner in &assignment.unmatched {
@@ -85,9 +115,33 @@ pub fn run(config: Option<&Path>, args: &EnrollArgs) -> anyhow::Result<()> {
     for skipped in &enrolled.skipped {
         println!("  skipped: {skipped}");
     }
+    println!();
     println!(
-        "{} profile(s) stored in voice_profiles",
-        enrolled.profiles.len()
+        "  {} (margin {:.3})",
+        calibration.explain(),
+        calibration.rules.margin
+    );
+    if let (Some(mean), Some(sd)) = (calibration.impostor_mean, calibration.impostor_sd) {
+        println!(
+            "  different people score {mean:.3} ± {sd:.3} here ({} trials); the same person {}",
+            calibration.impostor_trials,
+            calibration.target_mean.map_or("-".into(), |t| format!(
+                "{t:.3} ({} trials)",
+                calibration.target_trials
+            ))
+        );
+    }
+    let issues = calibration.issues();
+    if !issues.is_empty() {
+        println!();
+        for issue in &issues {
+            println!("  fix: {issue}");
+        }
+    }
+    println!();
+    println!(
+        "{} profile(s) and the calibration stored in voice_profiles and voice_calibrations",
+        voices.profiles.len()
     );
     Ok(())
 }

@@ -18,18 +18,20 @@ pub fn run(config: Option<&Path>, args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     let dataset = Dataset::load(&args.data).map_err(|e| Failure::Usage(e.to_string()))?;
-    let mut encoder = settings.encoder().context("loading the speaker model")?;
+    let mut encoders = settings.encoders().context("loading the speaker model")?;
     let eval_options = EvalOptions {
-        rules: settings.rules(encoder.manifest()),
+        prior: settings.prior(encoders.speakers.manifest()),
         min_utterance_ms: settings.voice_min_utterance_ms,
         clips_per_round: 16,
     };
     let mut source: Box<dyn TurnSource> = if args.oracle_turns {
         Box::new(OracleTurns)
     } else {
-        Box::new(LocalTurns(LocalDiarizer::default()))
+        Box::new(LocalTurns(LocalDiarizer::for_model(
+            encoders.windows_manifest(),
+        )))
     };
-    let report = evaluate(&dataset, &mut encoder, source.as_mut(), eval_options)?;
+    let report = evaluate(&dataset, &mut encoders, source.as_mut(), eval_options)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -41,9 +43,21 @@ pub fn run(config: Option<&Path>, args: &EvalArgs) -> anyhow::Result<()> {
 fn print_report(r: &Report) {
     let pct = |v: f64| format!("{:.1} %", 100.0 * v);
     println!(
-        "model {}  turns {}  threshold {:.3}  margin {:.3}",
+        "model {}  turns {}  prior threshold {:.3}  margin {:.3}",
         r.model, r.turns, r.threshold, r.margin
     );
+    let c = &r.calibration;
+    println!(
+        "location: {} (margin {:.3}; impostor mean {}, spread {}, {} trials)",
+        c.explain(),
+        c.rules.margin,
+        c.impostor_mean.map_or("-".into(), |v| format!("{v:.3}")),
+        c.impostor_sd.map_or("-".into(), |v| format!("{v:.3}")),
+        c.impostor_trials
+    );
+    for issue in c.issues() {
+        println!("  enrollment: {issue}");
+    }
     println!();
     println!("  clips                   {}", r.clips);
     println!("  open-set accuracy       {}", pct(r.accuracy));

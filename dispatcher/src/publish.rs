@@ -10,6 +10,7 @@ use shared::config::{Secret, Settings};
 use shared::distributed::Shutdown;
 use shared::distributed::dispatch::{plan, publish_job, wait_for_job};
 use shared::distributed::profiles::{ProfileError, Profiles};
+use shared::model::Manifest;
 use shared::pipeline::ClipTask;
 use shared::source::{ClipSource, DateRange, new_job_id};
 use shared::store::{JobRow, Store};
@@ -31,7 +32,7 @@ pub fn run(
     ops.block_on(async {
         store.migrate().await.context("preparing the database")?;
         // Before anything is published: a location nobody can be matched against is a mistake.
-        check_workers(&source, &store, location).await?;
+        check_workers(settings, &source, &store, location).await?;
         let job_id = new_job_id();
         let plan = plan(
             source.as_ref(),
@@ -141,11 +142,17 @@ pub fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
 
 /// Exit 1, nothing published, when the location has no worker with a voice sample.
 async fn check_workers(
+    settings: &Settings,
     source: &Arc<dyn ClipSource>,
     store: &Store,
     location: &str,
 ) -> anyhow::Result<()> {
-    let profiles = Profiles::new(Arc::clone(source), Some(store.clone()));
+    let manifest = Manifest::load(&settings.model_path()).context("reading the model manifest")?;
+    let profiles = Profiles::new(
+        Arc::clone(source),
+        Some(store.clone()),
+        settings.prior(&manifest),
+    );
     let assignment = match profiles.assignment(location).await {
         Ok(a) => a,
         Err(ProfileError::NoRoster(_)) => anyhow::bail!(

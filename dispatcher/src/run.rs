@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use shared::config::Settings;
 use shared::distributed::Shutdown;
+use shared::matching::ProfileSet;
 use shared::model::Manifest;
 use shared::ops::health::database_check;
-use shared::ops::{Alert, Alerter, Health, Level, metrics};
+use shared::ops::{Alert, Alerter, Health, Level, enrollment_alert, metrics};
 use shared::pipeline::{
     ClipResult, ClipTask, OutputDir, RunOptions, StandaloneError, Summary, plan_tasks,
     run_standalone,
@@ -70,7 +71,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         dates,
         force: args.force,
         parallel: settings.voice_parallel_workers,
-        rules: settings.rules(&manifest),
+        prior: settings.prior(&manifest),
         min_utterance_ms: settings.voice_min_utterance_ms,
         job_id: new_job_id(),
         deadline: Some(Instant::now() + timeout(&settings, args)),
@@ -84,11 +85,20 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let encoder = settings.encoder().context("loading the speaker model")?;
+    let encoders = settings.encoders().context("loading the speaker model")?;
     let ops = Operations::start(&settings, args, None)?;
     tracing::info!(job = %opts.job_id, location = %opts.location_id, dates = %opts.dates, "job started");
     ops.block_on(ops.job_started(&opts.job_id, &opts.location_id, &opts.dates.to_string()));
-    let summary = match run_standalone(&source, encoder, &opts, record_result) {
+    let enrolled = |voices: &ProfileSet| {
+        if voices.calibration.has_issues() {
+            ops.block_on(ops.send(enrollment_alert(
+                &opts.job_id,
+                &opts.location_id,
+                &voices.calibration,
+            )));
+        }
+    };
+    let summary = match run_standalone(&source, encoders, &opts, enrolled, record_result) {
         Ok(summary) => summary,
         Err(StandaloneError::TimedOut { summary, planned }) => {
             print_summary(&summary, &opts);
@@ -220,7 +230,7 @@ impl Operations {
         .await;
     }
 
-    async fn send(&self, alert: Alert) {
+    pub async fn send(&self, alert: Alert) {
         self.alerter.send(&alert).await;
     }
 

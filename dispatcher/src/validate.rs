@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use shared::config::Settings;
+use shared::model::Manifest;
 use shared::ops::system;
 use shared::queue::Broker;
 use shared::store::Store;
@@ -27,6 +28,9 @@ pub struct Check {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<&'static str>,
+    /// Passed, but something wants attention (it does not stop a run).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }
 
 impl Check {
@@ -36,6 +40,17 @@ impl Check {
             ok: Some(true),
             detail: detail.into(),
             fix: None,
+            warning: false,
+        }
+    }
+
+    fn warn(name: &'static str, detail: impl Into<String>, fix: &'static str) -> Self {
+        Self {
+            name,
+            ok: Some(true),
+            detail: detail.into(),
+            fix: Some(fix),
+            warning: true,
         }
     }
 
@@ -45,6 +60,7 @@ impl Check {
             ok: Some(false),
             detail: detail.into(),
             fix: Some(fix),
+            warning: false,
         }
     }
 
@@ -54,6 +70,7 @@ impl Check {
             ok: None,
             detail: detail.into(),
             fix: None,
+            warning: false,
         }
     }
 }
@@ -100,6 +117,7 @@ pub fn before_run(settings: &Settings) -> anyhow::Result<()> {
 fn print_table(checks: &[Check]) {
     for c in checks {
         let mark = match c.ok {
+            Some(true) if c.warning => "!",
             Some(true) => "✔",
             Some(false) => "✘",
             None => "–",
@@ -129,11 +147,8 @@ pub fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
             }
         ),
     )];
-    checks.push(match settings.encoder() {
-        Ok(encoder) => Check::pass(
-            "model",
-            format!("{} on ONNX Runtime", encoder.manifest().id),
-        ),
+    checks.push(match settings.encoders() {
+        Ok(encoders) => Check::pass("model", format!("{} on ONNX Runtime", encoders.describe())),
         Err(e) => Check::fail(
             "model",
             e.to_string(),
@@ -156,6 +171,7 @@ pub fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
     runtime.block_on(async {
         checks.push(source_check(settings).await);
         checks.push(database_check(settings).await);
+        checks.push(enrollment_check(settings).await);
         checks.push(assemblyai_check(settings).await);
         checks.push(broker_check(settings).await);
     });
@@ -223,6 +239,52 @@ async fn database_check(settings: &Settings) -> Check {
         Some(Ok(())) => Check::pass("database", url.redacted()),
         Some(Err(e)) => Check::fail("database", e.to_string(), fix),
         None => Check::fail("database", "no answer in time", fix),
+    }
+}
+
+/// Warns about every location whose stored enrollment left samples out or found employees who
+/// sound alike (the workers would decide with it as it is).
+async fn enrollment_check(settings: &Settings) -> Check {
+    let Some(url) = &settings.database_url else {
+        return Check::skip(
+            "enrollment",
+            "standalone: every run checks the voice samples and logs what to fix",
+        );
+    };
+    let Ok(manifest) = Manifest::load(&settings.model_path()) else {
+        return Check::skip("enrollment", "no model manifest to look the profiles up by");
+    };
+    let Ok(store) = Store::connect(url, settings.database_ca_cert.as_deref()) else {
+        return Check::skip("enrollment", "no database (see above)");
+    };
+    let stored = match within(store.calibrations(&manifest.id)).await {
+        Some(Ok(stored)) => stored,
+        // No table yet, or no answer: the database check says which.
+        _ => return Check::skip("enrollment", "no enrollment stored yet"),
+    };
+    let issues: Vec<String> = stored
+        .iter()
+        .flat_map(|(location, c)| {
+            c.issues()
+                .into_iter()
+                .map(move |i| format!("{location}: {i}"))
+        })
+        .collect();
+    if issues.is_empty() {
+        Check::pass(
+            "enrollment",
+            format!(
+                "{} location(s) enrolled with {}, no voice sample to fix",
+                stored.len(),
+                manifest.id
+            ),
+        )
+    } else {
+        Check::warn(
+            "enrollment",
+            issues.join("\n               "),
+            "replace the samples named, then run `dispatcher enroll <LOCATION_ID>`",
+        )
     }
 }
 

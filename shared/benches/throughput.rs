@@ -11,6 +11,10 @@
 //!
 //! Each clip is embedded as one utterance, as the reference does. Figures are audio seconds per
 //! wall second (× real time), the best of three runs.
+//!
+//! Last, the whole standalone pipeline (decode, diarize, identify, store) over the same clips as
+//! one location, for each bundled model: GE2E alone, and CAM++ (the default: GE2E embeds the
+//! diarizer's windows), with `VOICE_BENCH_THREADS` ONNX threads and two clips in flight.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -155,6 +159,98 @@ fn main() {
         "Rust end to end is {:.1} % over ONNX Runtime alone (front-end and glue); {partials} partials, batches of 64",
         100.0 * (e2e_s / onnx_s - 1.0)
     );
+
+    println!();
+    println!(
+        "standalone pipeline (decode, diarize, identify, store), {threads} threads, 2 clips in flight:"
+    );
+    let location = BenchLocation::new(&root, &clips_dir);
+    for model in ["models/ge2e/ge2e.toml", "models/campplus/campplus.toml"] {
+        let (wall, clips) = location.run(&root.join(model), &library, threads, device);
+        println!(
+            "  {model:<32} {clips} clips in {wall:>5.1} s: {:>5.0}× real time",
+            audio_s / wall
+        );
+    }
+}
+
+/// The bench clips as one location in the local layout, with the set's enrollment samples.
+struct BenchLocation {
+    root: PathBuf,
+}
+
+const BENCH_LOCATION: &str = "0b0b0b0b-0000-4000-8000-000000000000";
+
+impl BenchLocation {
+    fn new(checkout: &Path, clips: &Path) -> Self {
+        let root = std::env::temp_dir().join(format!("voice-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let location = root.join(BENCH_LOCATION);
+        let day = location.join("clips/2025-01-01");
+        std::fs::create_dir_all(&day).expect("bench folder");
+        let link = |from: &Path, to: &Path| {
+            std::os::unix::fs::symlink(from, to).unwrap_or_else(|e| panic!("{}: {e}", to.display()))
+        };
+        for entry in std::fs::read_dir(clips).expect("clips").flatten() {
+            link(&entry.path(), &day.join(entry.file_name()));
+        }
+        // The dev set keeps its samples in enroll/<speaker>/, the demo in voice_samples/.
+        let beside = clips
+            .parent()
+            .map(|p| p.join("enroll"))
+            .filter(|p| p.is_dir());
+        let samples = beside.unwrap_or_else(|| {
+            checkout.join("demo/8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e/voice_samples")
+        });
+        link(&samples, &location.join("voice_samples"));
+        Self { root }
+    }
+
+    /// One standalone run with the model of `manifest`: wall seconds and clips done.
+    fn run(&self, manifest: &Path, library: &Path, threads: usize, device: Device) -> (f64, usize) {
+        use shared::matching::{DecisionRules, Prior};
+        use shared::pipeline::{RunOptions, run_standalone};
+        let options = EncoderOptions {
+            threads,
+            max_batch: 64,
+            device,
+        };
+        let encoders = shared::model::load_encoders(manifest, Some(library), options)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = encoders.speakers.manifest().decision.clone();
+        let out = self.root.join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let opts = RunOptions {
+            location_id: BENCH_LOCATION.into(),
+            dates: shared::source::DateRange::parse("2025-01-01").expect("date"),
+            out_dir: out,
+            force: true,
+            parallel: 2,
+            prior: Prior {
+                rules: DecisionRules {
+                    threshold: d.threshold,
+                    margin: d.margin,
+                },
+                impostor_mean: d.impostor_mean,
+                impostor_sd: d.impostor_sd,
+                target_mean: d.target_mean,
+            },
+            min_utterance_ms: 1000,
+            job_id: "bench".into(),
+            deadline: None,
+        };
+        let source = shared::source::LocalSource::new(&self.root);
+        let started = Instant::now();
+        let summary = run_standalone(&source, encoders, &opts, |_| {}, |_| {})
+            .unwrap_or_else(|e| panic!("{e}"));
+        (started.elapsed().as_secs_f64(), summary.clips)
+    }
+}
+
+impl Drop for BenchLocation {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }
 
 fn best(mut f: impl FnMut()) -> f64 {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::matching::DecisionRules;
-use crate::model::{Device, EncoderOptions, Manifest, ModelError, SpeakerEncoder, load_encoder};
+use crate::matching::{DecisionRules, Prior};
+use crate::model::{Device, EncoderOptions, Encoders, Manifest, ModelError, load_encoders};
 use crate::ops::alerts::WebhookUrlError;
 use crate::ops::{Alerter, Limits};
 use crate::source::{ClipSource, DriveConfig, DriveSource, LocalSource};
@@ -53,7 +53,8 @@ const ENV_KEYS: &[&str] = &[
 ];
 
 const DEFAULT_FILE: &str = "config/default.toml";
-const DEFAULT_MODEL: &str = "models/ge2e/ge2e.toml";
+/// CAM++ identifies, GE2E embeds the diarizer's windows (README "Accuracy" says why).
+const DEFAULT_MODEL: &str = "models/campplus/campplus.toml";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -498,7 +499,8 @@ impl Settings {
             .unwrap_or(local)
     }
 
-    /// Threshold and margin: the settings where given, the model's defaults otherwise.
+    /// Threshold and margin before any location is calibrated: the settings where given, the
+    /// model's defaults otherwise.
     pub fn rules(&self, manifest: &Manifest) -> DecisionRules {
         DecisionRules {
             threshold: self
@@ -508,8 +510,19 @@ impl Settings {
         }
     }
 
-    /// The configured model on the configured ONNX Runtime.
-    pub fn encoder(&self) -> Result<SpeakerEncoder, ModelError> {
+    /// What every location's calibration starts from and never goes below.
+    pub fn prior(&self, manifest: &Manifest) -> Prior {
+        let d = &manifest.decision;
+        Prior {
+            rules: self.rules(manifest),
+            impostor_mean: d.impostor_mean,
+            impostor_sd: d.impostor_sd,
+            target_mean: d.target_mean,
+        }
+    }
+
+    /// The configured model (and its diarizer's windows model) on the configured ONNX Runtime.
+    pub fn encoders(&self) -> Result<Encoders, ModelError> {
         let device = match self.voice_device.as_str() {
             "cuda" => Device::Cuda,
             "cpu" => Device::Cpu,
@@ -521,7 +534,7 @@ impl Settings {
             device,
             ..EncoderOptions::default()
         };
-        load_encoder(&self.model_path(), self.ort_dylib_path.as_deref(), options)
+        load_encoders(&self.model_path(), self.ort_dylib_path.as_deref(), options)
     }
 
     pub fn onnx_threads(&self) -> usize {

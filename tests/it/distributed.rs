@@ -115,6 +115,15 @@ impl Deployment {
             };
             assert!(ok, "{name}: expected {expected}, stored {row:?}");
         }
+        // Every decided clip records the threshold and margin its location's calibration gave.
+        assert_eq!(
+            self.services.psql(
+                "SELECT count(*) FROM voice_clip_results
+                 WHERE status <> 'failed' AND (threshold IS NULL OR threshold < 0.5
+                                               OR required_margin IS NULL)"
+            ),
+            "0"
+        );
     }
 
     /// Nothing left in any queue, delivered or not.

@@ -75,3 +75,45 @@ fn nemo_partial_is_laid_out_mels_by_frames_with_its_length() {
     let diff = max_abs_diff(&got, &expected);
     assert!(diff < 2e-3, "max |rust - numpy| = {diff}");
 }
+
+/// CAM++'s front-end (Kaldi fbank through the manifest) equals kaldi-native-fbank on a real
+/// recording and on a short signal (models/campplus/make_fixtures.py), frame for frame.
+#[test]
+fn kaldi_fbank_matches_kaldi_native_fbank() {
+    let manifest = Manifest::load(&root().join("models/campplus/campplus.toml")).unwrap();
+    let frontend = MelFrontend::new(&manifest.frontend, manifest.sample_rate);
+    let text = std::fs::read_to_string(fixture("frontend/kaldi_fbank.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for case in doc["cases"].as_array().unwrap() {
+        let samples: Vec<f32> = match case["file"].as_str() {
+            Some(file) => {
+                let audio = shared::audio::decode_file(&root().join(file), 16000).unwrap();
+                let n = case["num_samples"].as_u64().unwrap() as usize;
+                audio.samples[..n].to_vec()
+            }
+            None => case["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect(),
+        };
+        let expected: Vec<f32> = case["fbank_frames_mels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter())
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let frames = case["frames"].as_u64().unwrap() as usize;
+        assert_eq!(frontend.n_frames(samples.len()), frames, "{}", case["name"]);
+        let mut out = Vec::new();
+        frontend.compute(&samples, samples.len(), &mut frontend.scratch(), &mut out);
+        let diff = max_abs_diff(&out, &expected);
+        assert!(
+            diff < 2e-3,
+            "{}: max |rust - kaldi-native-fbank| = {diff} on log-mel energies",
+            case["name"]
+        );
+    }
+}

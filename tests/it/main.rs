@@ -8,6 +8,7 @@ mod deploy;
 mod diarize;
 mod distributed;
 mod drive;
+mod enrollment;
 mod eval;
 mod frontend;
 mod operations;

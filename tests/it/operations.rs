@@ -464,15 +464,7 @@ fn many_clips(tag: &str, n: usize) -> TempDir {
 fn a_standalone_run_past_its_timeout_exits_124_keeping_what_it_stored() {
     let data = many_clips("timeout", 80);
     let out_dir = data.path().join("out");
-    let hook = tokio::runtime::Runtime::new().unwrap();
-    let server = hook.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200))
-            .mount(&server)
-            .await;
-        server
-    });
+    let (hook, server) = it::webhook();
     let out = Command::new(binary("dispatcher"))
         .args(["run", DEMO_LOCATION, DATE, "--timeout", "2s", "--out"])
         .arg(&out_dir)
@@ -492,11 +484,8 @@ fn a_standalone_run_past_its_timeout_exits_124_keeping_what_it_stored() {
     let lines = std::fs::read_to_string(out_dir.join("results.jsonl")).unwrap_or_default();
     let stored = lines.lines().count();
     assert!(stored < 80, "{stored} results: the run did not stop");
-    let events: Vec<String> = hook
-        .block_on(server.received_requests())
-        .unwrap_or_default()
+    let events: Vec<String> = it::alert_bodies(&hook, &server)
         .iter()
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
         .map(|b| b["event"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(events, ["job_started", "job_timed_out"]);

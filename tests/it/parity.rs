@@ -1,18 +1,18 @@
-//! The Rust pipeline embeds like the Python reference (librosa + onnxruntime, same ONNX file):
-//! fixtures written by models/reference/make_fixtures.py.
+//! The Rust pipeline embeds like the Python references, on the same ONNX files: GE2E against
+//! librosa + onnxruntime (models/reference/make_fixtures.py), CAM++ against kaldi-native-fbank +
+//! onnxruntime on whole utterances (models/campplus/make_fixtures.py).
 
 use it::{cosine, encoder, root};
 use shared::audio::decode_file;
-use shared::model::EmbedRequest;
+use shared::model::{EmbedRequest, SpeakerEncoder};
 
-#[test]
-fn embeddings_match_the_python_reference() {
-    let text =
-        std::fs::read_to_string(root().join("tests/fixtures/parity/ge2e_reference.json")).unwrap();
+/// Every fixture entry's file, embedded as one request, is within cosine 0.9999 of the reference.
+fn assert_parity(fixture: &str, encoder: &mut SpeakerEncoder) {
+    let text = std::fs::read_to_string(root().join(fixture)).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["model"], encoder.manifest().id);
     let entries = doc["entries"].as_array().unwrap();
     assert!(entries.len() >= 3);
-    let mut encoder = encoder();
     for entry in entries {
         let file = root().join(entry["file"].as_str().unwrap());
         let reference: Vec<f32> = entry["embedding"]
@@ -43,4 +43,17 @@ fn embeddings_match_the_python_reference() {
             file.display()
         );
     }
+}
+
+#[test]
+fn embeddings_match_the_python_reference() {
+    assert_parity("tests/fixtures/parity/ge2e_reference.json", &mut encoder());
+}
+
+#[test]
+fn campplus_embeddings_match_the_python_reference() {
+    assert_parity(
+        "tests/fixtures/parity/campplus_reference.json",
+        &mut it::default_encoders().speakers,
+    );
 }

@@ -5,10 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use it::{DEMO_LOCATION, Services, TempDir, binary, ort_library, root};
+use it::{DEMO_LOCATION, Services, TempDir, binary, root};
 use shared::config::Secret;
 use shared::distributed::profiles::{Origin, ProfileError, Profiles};
-use shared::model::{EncoderOptions, load_encoder};
 use shared::pipeline::{BatcherHandle, spawn_batcher};
 use shared::source::{LocalSource, RosterEntry};
 use shared::store::Store;
@@ -156,17 +155,7 @@ async fn workers_and_transactions_come_from_the_customers_tables() {
 }
 
 fn batcher() -> BatcherHandle {
-    let encoder = load_encoder(
-        &root().join("models/ge2e/ge2e.toml"),
-        Some(&ort_library()),
-        EncoderOptions {
-            threads: 2,
-            max_batch: 32,
-            ..EncoderOptions::default()
-        },
-    )
-    .unwrap();
-    spawn_batcher(encoder).unwrap().0
+    spawn_batcher(it::default_encoders()).unwrap().0
 }
 
 /// The demo location with real copies of its samples (so that one can be changed).
@@ -195,10 +184,10 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
     let source = Arc::new(LocalSource::new(data.path()));
     let batcher = batcher();
 
-    let first = Profiles::new(source.clone(), Some(store.clone()));
+    let first = Profiles::new(source.clone(), Some(store.clone()), it::default_prior());
     let enrolled = first.get(&batcher, DEMO_LOCATION, false).await.unwrap();
     assert_eq!(enrolled.origin, Origin::Enrolled);
-    assert_eq!(enrolled.profiles.len(), 3);
+    assert_eq!(enrolled.profiles.profiles.len(), 3);
     let rows = services.psql(
         "SELECT string_agg(worker_id || ':' || jsonb_array_length(sample_checksums), ',' ORDER BY worker_id)
          FROM voice_profiles",
@@ -217,10 +206,19 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
     );
 
     // Another worker process (a fresh cache) finds them in the database: no enrollment.
-    let second = Profiles::new(source.clone(), Some(store.clone()));
+    let second = Profiles::new(source.clone(), Some(store.clone()), it::default_prior());
     let loaded = second.get(&batcher, DEMO_LOCATION, false).await.unwrap();
     assert_eq!(loaded.origin, Origin::Store);
-    for (a, b) in enrolled.profiles.iter().zip(loaded.profiles.iter()) {
+    assert_eq!(
+        loaded.profiles.calibration, enrolled.profiles.calibration,
+        "the calibration is stored with the profiles"
+    );
+    for (a, b) in enrolled
+        .profiles
+        .profiles
+        .iter()
+        .zip(loaded.profiles.profiles.iter())
+    {
         assert_eq!((&a.worker_id, &a.name), (&b.worker_id, &b.name));
         assert_eq!(a.embedding, b.embedding);
         assert_eq!(a.weak_profile, b.weak_profile);
@@ -231,7 +229,7 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
     let before = services
         .psql("SELECT sample_checksums::text FROM voice_profiles WHERE worker_id LIKE 'a7d2%'");
     std::fs::copy(samples.join("Carlo/02.wav"), samples.join("Carlo/01.wav")).unwrap();
-    let third = Profiles::new(source.clone(), Some(store.clone()));
+    let third = Profiles::new(source.clone(), Some(store.clone()), it::default_prior());
     assert_eq!(
         third
             .get(&batcher, DEMO_LOCATION, false)
@@ -255,7 +253,7 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
 
     // With a `workers` table, it is the roster: one without a row for the location has nobody.
     services.psql("CREATE TABLE workers (id uuid, location_id uuid, name text)");
-    let e = Profiles::new(source, Some(store))
+    let e = Profiles::new(source, Some(store), it::default_prior())
         .get(&batcher, DEMO_LOCATION, false)
         .await
         .err();
@@ -276,10 +274,18 @@ fn dispatcher_enroll_stores_the_profiles_and_prints_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("Allison") && stdout.contains("3 profile(s) stored"),
+        stdout.contains("Allison") && stdout.contains("3 profile(s) and the calibration stored"),
         "{stdout}"
     );
+    assert!(stdout.contains("threshold 0."), "{stdout}");
     assert_eq!(services.psql("SELECT count(*) FROM voice_profiles"), "3");
+    assert_eq!(
+        services.psql(
+            "SELECT (calibration->'rules'->>'threshold')::real >= 0.5 FROM voice_calibrations"
+        ),
+        "t",
+        "the calibration is stored, never under the model's prior"
+    );
 
     let usage = |args: &[&str], env: &[(&str, &str)]| {
         let mut cmd = std::process::Command::new(binary("dispatcher"));

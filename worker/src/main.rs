@@ -58,14 +58,14 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let encoder = settings.encoder().context("loading the speaker model")?;
-    let manifest = encoder.manifest().clone();
-    tracing::info!(model = %manifest.id, "speaker model loaded");
-    let (batcher, _batcher_thread) = spawn_batcher(encoder).context("starting the batcher")?;
+    let encoders = settings.encoders().context("loading the speaker model")?;
+    let manifest = encoders.speakers.manifest().clone();
+    tracing::info!(model = %encoders.describe(), "speaker model loaded");
+    let diarizer = LocalDiarizer::for_model(encoders.windows_manifest());
+    let (batcher, _batcher_thread) = spawn_batcher(encoders).context("starting the batcher")?;
     let processor = ClipProcessor {
         batcher,
-        diarizer: LocalDiarizer::default(),
-        rules: settings.rules(&manifest),
+        diarizer,
         min_utterance_ms: settings.voice_min_utterance_ms,
     };
     let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
@@ -87,7 +87,9 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
             }),
         );
     }
-    let mut service = WorkerService::new(amqp_url, source, store, processor, prefetch);
+    let prior = settings.prior(&manifest);
+    let mut service = WorkerService::new(amqp_url, source, store, processor, prior, prefetch);
+    service.alerter = alerter.clone();
     if let Some(config) = settings.assemblyai() {
         tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");
         let transcriber = Arc::new(AssemblyAi::new(config).context("AssemblyAI client")?);

@@ -15,7 +15,7 @@ pub use vad::{FRAME_MS, VadConfig, speech_regions};
 
 use crate::audio::Audio;
 use crate::matching::cosine;
-use crate::model::{EmbedRequest, ModelError, SpeakerEncoder};
+use crate::model::{EmbedRequest, Manifest, ModelError, SpeakerEncoder};
 use crate::turns::Turn;
 
 /// Seconds of each local turn's edges left out when identifying its speaker: the diarizer's
@@ -25,6 +25,8 @@ pub const EDGE_TRIM_S: f64 = 0.25;
 #[derive(Debug, Clone, Copy)]
 pub struct DiarizerConfig {
     pub vad: VadConfig,
+    /// Samples in one window (one input of the model that embeds the windows).
+    pub window_samples: usize,
     /// Seconds between window starts inside a speech region.
     pub step_s: f64,
     /// When even the best two-speaker split leaves centroids this alike, the clip has one speaker.
@@ -44,8 +46,10 @@ pub struct DiarizerConfig {
 
 impl Default for DiarizerConfig {
     fn default() -> Self {
+        // GE2E's (models/ge2e/ge2e.toml); a model's manifest says its own.
         Self {
             vad: VadConfig::default(),
+            window_samples: 25600,
             step_s: 0.4,
             one_speaker_similarity: 0.9,
             max_speakers: 4,
@@ -87,13 +91,38 @@ pub struct LocalDiarizer {
     pub config: DiarizerConfig,
 }
 
+impl DiarizerConfig {
+    /// The windows and similarities of the model that embeds the windows (its `[diarizer]`).
+    pub fn for_model(manifest: &Manifest) -> Self {
+        let d = &manifest.diarizer;
+        let default = Self::default();
+        Self {
+            window_samples: d
+                .window_frames
+                .map_or(default.window_samples, |f| f * manifest.frontend.hop_length),
+            step_s: d.step_s.unwrap_or(default.step_s),
+            change_similarity: d.change_similarity.unwrap_or(default.change_similarity),
+            one_speaker_similarity: d
+                .one_speaker_similarity
+                .unwrap_or(default.one_speaker_similarity),
+            ..default
+        }
+    }
+}
+
 impl LocalDiarizer {
     pub fn new(config: DiarizerConfig) -> Self {
         Self { config }
     }
 
-    /// Finds speech and lays windows of `window_samples` over it.
-    pub fn plan(&self, audio: &Audio, window_samples: usize) -> WindowPlan {
+    /// The diarizer for windows embedded by the model of `manifest`.
+    pub fn for_model(manifest: &Manifest) -> Self {
+        Self::new(DiarizerConfig::for_model(manifest))
+    }
+
+    /// Finds speech and lays windows over it.
+    pub fn plan(&self, audio: &Audio) -> WindowPlan {
+        let window_samples = self.config.window_samples;
         let rate = audio.sample_rate;
         let regions = speech_regions(&audio.samples, rate, &self.config.vad);
         let speech: usize = regions.iter().map(|(s, e)| e - s).sum();
@@ -205,9 +234,7 @@ impl LocalDiarizer {
         audio: &Audio,
         encoder: &mut SpeakerEncoder,
     ) -> Result<Vec<Turn>, ModelError> {
-        let m = encoder.manifest();
-        let window = m.chunking.partial_frames * m.frontend.hop_length;
-        let plan = self.plan(audio, window);
+        let plan = self.plan(audio);
         let embeddings: Vec<Vec<f32>> = encoder
             .embed(&plan.requests(audio))?
             .into_iter()
@@ -402,7 +429,7 @@ mod tests {
             source_channels: 1,
         };
         let d = LocalDiarizer::default();
-        let plan = d.plan(&audio, 25600);
+        let plan = d.plan(&audio);
         assert_eq!(plan.regions.len(), 1);
         assert!(plan.windows.len() >= 4);
         assert!(

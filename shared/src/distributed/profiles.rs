@@ -1,6 +1,7 @@
-//! Voice profiles of a location, as the workers (and `dispatcher enroll`) get them: from memory
-//! while the samples are unchanged, else from `voice_profiles` when it holds profiles of this
-//! model built from exactly these samples (by checksum), else enrolled anew and stored there.
+//! Voice profiles of a location and their calibration, as the workers (and `dispatcher enroll`)
+//! get them: from memory while the samples are unchanged, else from `voice_profiles` and
+//! `voice_calibrations` when they hold this model's, built from exactly these samples (by
+//! checksum) with the same prior, else enrolled anew and stored there.
 //!
 //! The roster is the customer's `workers` table when the database has one, else what the source
 //! keeps (a local `workers.csv`), else the sample owners themselves.
@@ -9,10 +10,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::matching::{Enrollee, Profile, enroll_with};
+use crate::matching::{Enrollee, Prior, Profile, ProfileSet, enroll_with};
 use crate::pipeline::BatcherHandle;
 use crate::source::{Assignment, ClipSource, Fetched, SourceError, assign};
-use crate::store::{Store, StoreError, StoredProfile};
+use crate::store::{Fingerprint, Store, StoreError, StoredProfile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -48,7 +49,7 @@ pub enum Origin {
 }
 
 pub struct Enrolled {
-    pub profiles: Arc<Vec<Profile>>,
+    pub profiles: Arc<ProfileSet>,
     pub origin: Origin,
     /// Samples that could not be used, with the reason.
     pub skipped: Vec<String>,
@@ -58,24 +59,23 @@ pub struct Enrolled {
 /// a changed sample is noticed within this time.
 const LISTING_TTL: Duration = Duration::from_secs(30);
 
-/// (worker id, sorted sample checksums), sorted: what a set of profiles was built from.
-type Fingerprint = Vec<(String, Vec<String>)>;
-
 /// A location's profiles with what they were built from.
-type Known = (Fingerprint, Arc<Vec<Profile>>);
+type Known = (Fingerprint, Arc<ProfileSet>);
 
 pub struct Profiles {
     source: Arc<dyn ClipSource>,
     store: Option<Store>,
+    prior: Prior,
     memo: tokio::sync::Mutex<HashMap<String, Known>>,
     listings: Mutex<HashMap<String, (Instant, Assignment)>>,
 }
 
 impl Profiles {
-    pub fn new(source: Arc<dyn ClipSource>, store: Option<Store>) -> Self {
+    pub fn new(source: Arc<dyn ClipSource>, store: Option<Store>, prior: Prior) -> Self {
         Self {
             source,
             store,
+            prior,
             memo: tokio::sync::Mutex::default(),
             listings: Mutex::default(),
         }
@@ -150,37 +150,39 @@ impl Profiles {
         let model = batcher.manifest().id.clone();
         if !force
             && let Some(store) = &self.store
-            && let Some(profiles) = stored(
-                &store.load_profiles(location, &model).await?,
-                &fingerprint,
-                &assignment,
-            )
+            && let Some((built_from, calibration)) =
+                store.load_calibration(location, &model).await?
+            && built_from == fingerprint
+            && calibration.prior == self.prior.rules
         {
-            tracing::info!(
-                location,
-                workers = profiles.len(),
-                "voice profiles loaded from the database"
-            );
-            let profiles = Arc::new(profiles);
-            memo.insert(location.to_string(), (fingerprint, Arc::clone(&profiles)));
-            return Ok(Enrolled {
-                profiles,
-                origin: Origin::Store,
-                skipped: Vec::new(),
-            });
+            let rows = store.load_profiles(location, &model).await?;
+            if let Some(profiles) = stored(&rows, &fingerprint, &assignment) {
+                tracing::info!(
+                    location,
+                    workers = profiles.len(),
+                    "voice profiles loaded from the database"
+                );
+                let voices = Arc::new(ProfileSet {
+                    profiles,
+                    calibration,
+                });
+                memo.insert(location.to_string(), (fingerprint, Arc::clone(&voices)));
+                return Ok(Enrolled {
+                    profiles: voices,
+                    origin: Origin::Store,
+                    skipped: Vec::new(),
+                });
+            }
         }
 
-        let (profiles, skipped) = self.enroll(batcher, &assignment).await?;
-        if profiles.is_empty() {
+        let (voices, skipped) = self.enroll(batcher, &assignment).await?;
+        if voices.profiles.is_empty() {
             return Err(ProfileError::NoWorkers(location.to_string()));
         }
-        tracing::info!(
-            location,
-            workers = profiles.len(),
-            "voice profiles enrolled"
-        );
+        crate::pipeline::log_enrollment(&voices);
         if let Some(store) = &self.store {
-            let rows: Vec<StoredProfile> = profiles
+            let rows: Vec<StoredProfile> = voices
+                .profiles
                 .iter()
                 .filter_map(|p| {
                     let (_, sums) = fingerprint.iter().find(|(id, _)| *id == p.worker_id)?;
@@ -194,14 +196,17 @@ impl Profiles {
                 })
                 .collect();
             // The profiles are good either way: a store that is away only costs a later re-enrollment.
-            if let Err(e) = store.save_profiles(location, &model, &rows).await {
+            if let Err(e) = store
+                .save_profiles(location, &model, &rows, &fingerprint, &voices.calibration)
+                .await
+            {
                 tracing::warn!(location, error = %e, "voice profiles could not be stored");
             }
         }
-        let profiles = Arc::new(profiles);
-        memo.insert(location.to_string(), (fingerprint, Arc::clone(&profiles)));
+        let voices = Arc::new(voices);
+        memo.insert(location.to_string(), (fingerprint, Arc::clone(&voices)));
         Ok(Enrolled {
-            profiles,
+            profiles: voices,
             origin: Origin::Enrolled,
             skipped,
         })
@@ -213,7 +218,7 @@ impl Profiles {
         &self,
         batcher: &BatcherHandle,
         assignment: &Assignment,
-    ) -> Result<(Vec<Profile>, Vec<String>), ProfileError> {
+    ) -> Result<(ProfileSet, Vec<String>), ProfileError> {
         let mut fetched: Vec<Fetched> = Vec::new();
         let mut enrollees = Vec::new();
         let mut skipped = Vec::new();
@@ -237,8 +242,9 @@ impl Profiles {
         }
         let batcher = batcher.clone();
         let rate = batcher.manifest().sample_rate;
+        let prior = self.prior;
         let enrollment = tokio::task::spawn_blocking(move || {
-            enroll_with(rate, &enrollees, |requests| {
+            enroll_with(rate, &enrollees, prior, |requests| {
                 batcher.embed_requests(requests)
             })
         })
@@ -250,26 +256,26 @@ impl Profiles {
         for s in &skipped {
             tracing::warn!(sample = %s, "voice sample skipped");
         }
-        Ok((enrollment.profiles, skipped))
+        Ok((enrollment.into_set(), skipped))
     }
 }
 
-/// The stored profiles, when they are exactly those of `fingerprint` (same workers, same
-/// samples), named as the roster names them now.
+/// The stored profiles, when they were built from exactly the samples of `fingerprint`, named
+/// as the roster names them now. A worker all of whose samples the checks left out has no row.
 fn stored(
     rows: &[StoredProfile],
     fingerprint: &Fingerprint,
     assignment: &Assignment,
 ) -> Option<Vec<Profile>> {
-    if rows.len() != fingerprint.len() {
+    if rows.is_empty() {
         return None;
     }
-    fingerprint
-        .iter()
-        .map(|(id, sums)| {
-            let row = rows
+    rows.iter()
+        .map(|row| {
+            let id = &row.worker_id;
+            fingerprint
                 .iter()
-                .find(|r| r.worker_id == *id && r.checksums == *sums)?;
+                .find(|(w, sums)| w == id && *sums == row.checksums)?;
             let name = assignment
                 .workers
                 .iter()

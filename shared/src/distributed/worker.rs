@@ -15,11 +15,11 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use lapin::types::FieldTable;
 use tokio::task::JoinSet;
 
-use super::profiles::ProfileError;
-use super::profiles::Profiles;
+use super::profiles::{Origin, ProfileError, Profiles};
 use super::{Shutdown, poison, reconnecting};
 use crate::config::Secret;
-use crate::ops::metrics;
+use crate::matching::Prior;
+use crate::ops::{Alerter, enrollment_alert, metrics};
 use crate::pipeline::{ClipProcessor, ClipResult, ClipTask};
 use crate::queue::topology::{CLIPS, RESULTS, retry_queue};
 use crate::queue::{
@@ -46,6 +46,8 @@ pub struct WorkerService {
     pub transcriber: Option<Arc<AssemblyAi>>,
     /// Delete each transcript from AssemblyAI once its result is with the broker.
     pub delete_transcripts: bool,
+    /// Where a fresh enrollment's issues (left-out samples, look-alike employees) are told.
+    pub alerter: Alerter,
 }
 
 /// What became of one clip task.
@@ -63,16 +65,18 @@ impl WorkerService {
         source: Arc<dyn ClipSource>,
         store: Option<Store>,
         processor: ClipProcessor,
+        prior: Prior,
         prefetch: u16,
     ) -> Self {
         Self {
             amqp_url,
-            profiles: Profiles::new(Arc::clone(&source), store),
+            profiles: Profiles::new(Arc::clone(&source), store, prior),
             source,
             processor: Arc::new(processor),
             prefetch: prefetch.max(1),
             transcriber: None,
             delete_transcripts: false,
+            alerter: Alerter::none("worker"),
         }
     }
 
@@ -231,7 +235,15 @@ impl WorkerService {
             .get(&self.processor.batcher, &task.location_id, false);
         let (profiles, transcript) = tokio::join!(profiles, transcribe);
         let profiles = match profiles {
-            Ok(enrolled) => enrolled.profiles,
+            Ok(enrolled) => {
+                if enrolled.origin == Origin::Enrolled && enrolled.profiles.calibration.has_issues()
+                {
+                    let c = &enrolled.profiles.calibration;
+                    let alert = enrollment_alert(&task.job_id, &task.location_id, c);
+                    self.alerter.send(&alert).await;
+                }
+                enrolled.profiles
+            }
             Err(ProfileError::Source(e)) if e.is_transient() => {
                 return Outcome::Transient(e.kind(), e.to_string());
             }

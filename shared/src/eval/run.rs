@@ -6,8 +6,8 @@ use super::{Dataset, Eer, LabelledClip, equal_error_rate};
 use super::{DerParts, der};
 use crate::audio::{Audio, decode_file};
 use crate::diarize::LocalDiarizer;
-use crate::matching::{ClipStatus, DecisionRules, SpeakerInput, cosine, decide, enroll};
-use crate::model::{EmbedRequest, ModelError, SpeakerEncoder};
+use crate::matching::{Calibration, ClipStatus, Prior, SpeakerInput, cosine, decide, enroll};
+use crate::model::{EmbedRequest, Encoders, ModelError, SpeakerEncoder};
 use crate::turns::{Turn, speakers_with_speech};
 
 /// Collar around reference boundaries not scored by the DER (the usual 0.25 s).
@@ -21,7 +21,7 @@ pub trait TurnSource {
         &mut self,
         clip: &LabelledClip,
         audio: &Audio,
-        encoder: &mut SpeakerEncoder,
+        windows: &mut SpeakerEncoder,
     ) -> Result<Vec<Turn>, String>;
     /// Seconds to leave out at each end of its turns when identifying speakers (see `Turn::core`).
     fn edge_trim_s(&self) -> f64;
@@ -39,7 +39,7 @@ impl TurnSource for OracleTurns {
         &mut self,
         clip: &LabelledClip,
         _audio: &Audio,
-        _encoder: &mut SpeakerEncoder,
+        _windows: &mut SpeakerEncoder,
     ) -> Result<Vec<Turn>, String> {
         Ok(clip.turns.clone())
     }
@@ -62,9 +62,9 @@ impl TurnSource for LocalTurns {
         &mut self,
         _clip: &LabelledClip,
         audio: &Audio,
-        encoder: &mut SpeakerEncoder,
+        windows: &mut SpeakerEncoder,
     ) -> Result<Vec<Turn>, String> {
-        self.0.diarize(audio, encoder).map_err(|e| e.to_string())
+        self.0.diarize(audio, windows).map_err(|e| e.to_string())
     }
 
     fn edge_trim_s(&self) -> f64 {
@@ -74,7 +74,8 @@ impl TurnSource for LocalTurns {
 
 #[derive(Debug, Clone, Copy)]
 pub struct EvalOptions {
-    pub rules: DecisionRules,
+    /// What the set's calibration starts from (the model's prior or the settings').
+    pub prior: Prior,
     pub min_utterance_ms: u64,
     /// Clips decoded and embedded together (bounds memory, fills batches).
     pub clips_per_round: usize,
@@ -84,8 +85,13 @@ pub struct EvalOptions {
 pub struct Report {
     pub model: String,
     pub turns: String,
+    /// The prior threshold and margin (the model's, or the settings').
     pub threshold: f32,
     pub margin: f32,
+    /// What the set's location (its enrollment samples) was decided by.
+    pub threshold_used: f32,
+    pub margin_used: f32,
+    pub calibration: Calibration,
     pub min_utterance_ms: u64,
     pub clips: usize,
     /// Open-set: the decided worker (or `unknown`) equals the label, over every clip.
@@ -151,13 +157,14 @@ pub struct SpeakerOutcome {
 /// Enrolls `dataset.enrollees`, decides every clip and scores the decisions against the labels.
 pub fn evaluate(
     dataset: &Dataset,
-    encoder: &mut SpeakerEncoder,
+    encoders: &mut Encoders,
     turn_source: &mut dyn TurnSource,
     options: EvalOptions,
 ) -> Result<Report, ModelError> {
-    let enrollment = enroll(encoder, &dataset.enrollees)?;
+    let enrollment = enroll(&mut encoders.speakers, &dataset.enrollees, options.prior)?;
     let profiles = &enrollment.profiles;
-    let rate = encoder.manifest().sample_rate;
+    let calibration = &enrollment.calibration;
+    let rate = encoders.speakers.manifest().sample_rate;
     let mut outcomes = Vec::new();
     let (mut targets, mut nontargets) = (Vec::new(), Vec::new());
     let mut closed_correct = 0usize;
@@ -174,7 +181,7 @@ pub fn evaluate(
                     continue;
                 }
             };
-            match turn_source.turns(clip, &audio, encoder) {
+            match turn_source.turns(clip, &audio, encoders.windows_mut()) {
                 Ok(turns) => {
                     der_parts.add(der(&clip.turns, &turns, DER_COLLAR_S));
                     let speakers = speakers_with_speech(
@@ -199,7 +206,7 @@ pub fn evaluate(
                 })
             })
             .collect();
-        let mut embeddings = encoder.embed(&requests)?.into_iter();
+        let mut embeddings = encoders.speakers.embed(&requests)?.into_iter();
 
         for (clip, _, speakers) in &prepared {
             let mut inputs = Vec::new();
@@ -228,7 +235,7 @@ pub fn evaluate(
                     speech_s: speaker.speech_s,
                 });
             }
-            let decision = decide(&inputs, profiles, options.rules);
+            let decision = decide(&inputs, profiles, calibration);
             if clip.employee.is_some() && best_profile.map(|(_, w)| w) == clip.employee.as_deref() {
                 closed_correct += 1;
             }
@@ -277,10 +284,13 @@ pub fn evaluate(
         stats.accuracy = ratio(stats.correct, stats.clips);
     }
     Ok(Report {
-        model: encoder.manifest().id.clone(),
+        model: encoders.speakers.manifest().id.clone(),
         turns: turn_source.name().to_string(),
-        threshold: options.rules.threshold,
-        margin: options.rules.margin,
+        threshold: options.prior.rules.threshold,
+        margin: options.prior.rules.margin,
+        threshold_used: calibration.rules.threshold,
+        margin_used: calibration.rules.margin,
+        calibration: calibration.clone(),
         min_utterance_ms: options.min_utterance_ms,
         clips: n,
         accuracy: ratio(outcomes.iter().filter(|o| o.correct).count(), n),

@@ -3,13 +3,13 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::model::{Frontend, LogKind, MelNorm, Normalize, WindowKind};
+use crate::model::{Frontend, FrontendStyle, LogKind, MelNorm, Normalize, WindowKind};
 
 /// The model's front-end: waveform → `[frames, n_mels]` features, row-major.
 ///
 /// Built once per model; `compute` allocates nothing per frame. Matches librosa's
-/// `melspectrogram` (Slaney mel, zero-padded centring) and NeMo's `FilterbankFeatures` as the
-/// manifest selects.
+/// `melspectrogram` (Slaney mel, zero-padded centring), NeMo's `FilterbankFeatures` and Kaldi's
+/// fbank as the manifest selects.
 pub struct MelFrontend {
     cfg: Frontend,
     /// `n_fft` long: the window, zero-padded to the middle when `win_length < n_fft`.
@@ -24,6 +24,22 @@ struct Band {
     weights: Vec<f32>,
 }
 
+impl Band {
+    /// The band of one weight per FFT bin, from bin 0.
+    fn sparse(weights: impl Iterator<Item = f64>) -> Self {
+        let weights: Vec<f64> = weights.collect();
+        let start = weights.iter().position(|&w| w > 0.0).unwrap_or(0);
+        let end = weights
+            .iter()
+            .rposition(|&w| w > 0.0)
+            .map_or(start, |e| e + 1);
+        Self {
+            start,
+            weights: weights[start..end].iter().map(|&w| w as f32).collect(),
+        }
+    }
+}
+
 /// Per-thread buffers, so one `MelFrontend` can be shared by every worker thread.
 pub struct MelScratch {
     frame: Vec<f32>,
@@ -36,7 +52,10 @@ pub struct MelScratch {
 impl MelFrontend {
     pub fn new(cfg: &Frontend, sample_rate: u32) -> Self {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(cfg.n_fft);
-        let bands = mel_bands(cfg, sample_rate);
+        let bands = match cfg.style {
+            FrontendStyle::Mel => mel_bands(cfg, sample_rate),
+            FrontendStyle::Kaldi => kaldi_bands(cfg, sample_rate),
+        };
         Self {
             window: window(cfg),
             fft,
@@ -63,13 +82,21 @@ impl MelFrontend {
         }
     }
 
+    /// Samples in one analysis frame before padding to `n_fft`.
+    fn frame_len(&self) -> usize {
+        match self.cfg.style {
+            FrontendStyle::Mel => self.cfg.n_fft,
+            FrontendStyle::Kaldi => self.cfg.win_length,
+        }
+    }
+
     /// Number of frames `compute` yields for `n_samples`.
     pub fn n_frames(&self, n_samples: usize) -> usize {
-        let n_fft = self.cfg.n_fft;
+        let len = self.frame_len();
         if self.cfg.center {
             1 + n_samples / self.cfg.hop_length
-        } else if n_samples >= n_fft {
-            1 + (n_samples - n_fft) / self.cfg.hop_length
+        } else if n_samples >= len {
+            1 + (n_samples - len) / self.cfg.hop_length
         } else {
             0
         }
@@ -93,7 +120,8 @@ impl MelFrontend {
         let cfg = &self.cfg;
         let n_fft = cfg.n_fft;
         let pad = if cfg.center { n_fft / 2 } else { 0 };
-        let signal: &[f32] = if cfg.preemphasis != 0.0 {
+        let kaldi = cfg.style == FrontendStyle::Kaldi;
+        let signal: &[f32] = if cfg.preemphasis != 0.0 && !kaldi {
             scratch.signal.clear();
             scratch.signal.reserve(samples.len());
             scratch.signal.extend(samples.first().copied());
@@ -109,7 +137,9 @@ impl MelFrontend {
         for t in 0..n_frames {
             // Frame t covers padded[t·hop .. t·hop + n_fft], i.e. signal[t·hop - pad ..].
             let origin = (t * cfg.hop_length) as isize - pad as isize;
-            if origin >= 0 && origin as usize + n_fft <= signal.len() {
+            if kaldi {
+                self.kaldi_frame(signal, t * cfg.hop_length, &mut scratch.frame);
+            } else if origin >= 0 && origin as usize + n_fft <= signal.len() {
                 let frame = &signal[origin as usize..origin as usize + n_fft];
                 for ((x, s), w) in scratch.frame.iter_mut().zip(frame).zip(&self.window) {
                     *x = s * w;
@@ -146,6 +176,7 @@ impl MelFrontend {
                 out.push(match cfg.log {
                     LogKind::None => v,
                     LogKind::Ln => (v + cfg.log_guard).ln(),
+                    LogKind::LnFloor => v.max(cfg.log_guard).ln(),
                 });
             }
         }
@@ -153,6 +184,50 @@ impl MelFrontend {
 
     pub fn normalize(&self) -> Normalize {
         self.cfg.normalize
+    }
+
+    /// Kaldi's frame at `start`: `win_length` samples (zeros past the end), less their mean,
+    /// pre-emphasised within the frame, windowed, zero-padded to `n_fft`.
+    fn kaldi_frame(&self, signal: &[f32], start: usize, frame: &mut [f32]) {
+        let len = self.cfg.win_length;
+        let available = signal.len().saturating_sub(start).min(len);
+        frame[..available].copy_from_slice(&signal[start..start + available]);
+        frame[available..].fill(0.0);
+        let mean = frame[..len].iter().map(|&v| f64::from(v)).sum::<f64>() / len as f64;
+        frame[..len].iter_mut().for_each(|v| *v -= mean as f32);
+        let k = self.cfg.preemphasis;
+        if k != 0.0 {
+            for i in (1..len).rev() {
+                frame[i] -= k * frame[i - 1];
+            }
+            frame[0] -= k * frame[0];
+        }
+        frame[..len]
+            .iter_mut()
+            .zip(&self.window)
+            .for_each(|(v, w)| *v *= w);
+    }
+}
+
+/// Each mel band of `[frames, n_mels]` features less its mean over the first `valid` frames.
+pub fn normalize_mean(features: &mut [f32], n_mels: usize, valid: usize) {
+    let valid = valid.min(features.len() / n_mels);
+    if valid == 0 {
+        return;
+    }
+    let mut means = vec![0.0f64; n_mels];
+    for frame in features.chunks_exact(n_mels).take(valid) {
+        means
+            .iter_mut()
+            .zip(frame)
+            .for_each(|(m, &v)| *m += f64::from(v));
+    }
+    means.iter_mut().for_each(|m| *m /= valid as f64);
+    for frame in features.chunks_exact_mut(n_mels) {
+        frame
+            .iter_mut()
+            .zip(&means)
+            .for_each(|(v, &m)| *v = (f64::from(*v) - m) as f32);
     }
 }
 
@@ -186,16 +261,23 @@ pub fn normalize_per_feature(features: &mut [f32], n_mels: usize, valid: usize) 
     }
 }
 
+/// The window, `n_fft` long: centred in the mel style, at the start of the frame (where the
+/// samples are) in the Kaldi style.
 fn window(cfg: &Frontend) -> Vec<f32> {
     let n = cfg.win_length;
-    let denom = match cfg.window {
-        WindowKind::HannPeriodic => n as f64,
-        WindowKind::HannSymmetric => (n - 1) as f64,
+    let (denom, power) = match cfg.window {
+        WindowKind::HannPeriodic => (n as f64, 1.0),
+        WindowKind::HannSymmetric => ((n - 1) as f64, 1.0),
+        WindowKind::Povey => ((n - 1) as f64, 0.85),
     };
     let mut w = vec![0.0f32; cfg.n_fft];
-    let offset = (cfg.n_fft - n) / 2;
+    let offset = match cfg.style {
+        FrontendStyle::Mel => (cfg.n_fft - n) / 2,
+        FrontendStyle::Kaldi => 0,
+    };
     for i in 0..n {
-        w[offset + i] = (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / denom).cos()) as f32;
+        let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / denom).cos();
+        w[offset + i] = hann.powf(power) as f32;
     }
     w
 }
@@ -240,23 +322,36 @@ fn mel_bands(cfg: &Frontend, sample_rate: u32) -> Vec<Band> {
                 MelNorm::Slaney => 2.0 / (right - left),
                 MelNorm::None => 1.0,
             };
-            let weights: Vec<f64> = fft_freqs
-                .iter()
-                .map(|&f| {
-                    let rising = (f - left) / (centre - left);
-                    let falling = (right - f) / (right - centre);
-                    rising.min(falling).max(0.0) * norm
-                })
-                .collect();
-            let start = weights.iter().position(|&w| w > 0.0).unwrap_or(0);
-            let end = weights
-                .iter()
-                .rposition(|&w| w > 0.0)
-                .map_or(start, |e| e + 1);
-            Band {
-                start,
-                weights: weights[start..end].iter().map(|&w| w as f32).collect(),
-            }
+            Band::sparse(fft_freqs.iter().map(|&f| {
+                let rising = (f - left) / (centre - left);
+                let falling = (right - f) / (right - centre);
+                rising.min(falling).max(0.0) * norm
+            }))
+        })
+        .collect()
+}
+
+/// Kaldi's mel banks: triangles on `1127 ln(1 + f / 700)` between `f_min` and `f_max`, over the
+/// FFT bins below Nyquist, unnormalised.
+fn kaldi_bands(cfg: &Frontend, sample_rate: u32) -> Vec<Band> {
+    let mel = |hz: f64| 1127.0 * (1.0 + hz / 700.0).ln();
+    let bin_hz = f64::from(sample_rate) / cfg.n_fft as f64;
+    let (lo, hi) = (mel(cfg.f_min), mel(cfg.f_max));
+    let delta = (hi - lo) / (cfg.n_mels + 1) as f64;
+    (0..cfg.n_mels)
+        .map(|b| {
+            let left = lo + b as f64 * delta;
+            let (centre, right) = (left + delta, left + 2.0 * delta);
+            Band::sparse((0..cfg.n_fft / 2).map(|k| {
+                let m = mel(k as f64 * bin_hz);
+                if m <= left || m >= right {
+                    0.0
+                } else if m <= centre {
+                    (m - left) / (centre - left)
+                } else {
+                    (right - m) / (right - centre)
+                }
+            }))
         })
         .collect()
 }
@@ -267,6 +362,7 @@ mod tests {
 
     pub(crate) fn ge2e_frontend() -> Frontend {
         Frontend {
+            style: FrontendStyle::Mel,
             volume_norm_dbfs: Some(-30.0),
             preemphasis: 0.0,
             n_fft: 400,

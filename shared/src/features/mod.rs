@@ -2,4 +2,4 @@
 
 mod mel;
 
-pub use mel::{MelFrontend, MelScratch, normalize_per_feature};
+pub use mel::{MelFrontend, MelScratch, normalize_mean, normalize_per_feature};

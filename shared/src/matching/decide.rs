@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::Profile;
+use super::{Calibration, Profile};
 
 /// Threshold and margin; the defaults come from the model manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -25,6 +25,8 @@ pub enum UnknownReason {
     WithinMargin,
     /// The worker went to another speaker of the same clip with a higher score.
     TakenByOtherSpeaker,
+    /// The best two profiles are a look-alike pair: choosing between them is a coin toss.
+    LookAlike,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,19 +87,20 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// Decides every speaker of one clip.
+/// Decides every speaker of one clip, by the location's calibration.
 ///
-/// A speaker is a worker when that worker's profile scores at least `threshold` and beats every
-/// other profile by `margin`; each worker goes to at most one speaker (the higher score wins and
-/// the other speaker becomes `unknown`, never a second-choice name).
+/// A speaker is a worker when that worker's profile scores at least the threshold and beats every
+/// other profile by the margin, and the runner-up is not its look-alike; each worker goes to at
+/// most one speaker (the higher score wins and the other speaker becomes `unknown`, never a
+/// second-choice name).
 pub fn decide(
     speakers: &[SpeakerInput],
     profiles: &[Profile],
-    rules: DecisionRules,
+    calibration: &Calibration,
 ) -> ClipDecision {
     let mut decisions: Vec<SpeakerDecision> = speakers
         .iter()
-        .map(|s| score_speaker(s, profiles, rules))
+        .map(|s| score_speaker(s, profiles, calibration))
         .collect();
 
     // One speaker per worker: visit accepted speakers best score first.
@@ -148,8 +151,9 @@ pub fn decide(
 fn score_speaker(
     speaker: &SpeakerInput,
     profiles: &[Profile],
-    rules: DecisionRules,
+    calibration: &Calibration,
 ) -> SpeakerDecision {
+    let rules = calibration.rules;
     let mut scored: Vec<(f32, &Profile)> = profiles
         .iter()
         .map(|p| (cosine(&speaker.embedding, &p.embedding), p))
@@ -171,8 +175,13 @@ fn score_speaker(
     decision.best_worker_id = Some(profile.worker_id.clone());
     decision.score = Some(best);
     decision.margin = Some(margin);
+    let runner_up_looks_alike = scored
+        .get(1)
+        .is_some_and(|(_, p)| calibration.look_alike(&profile.worker_id, &p.worker_id));
     decision.unknown_reason = if best < rules.threshold {
         Some(UnknownReason::BelowThreshold)
+    } else if runner_up_looks_alike {
+        Some(UnknownReason::LookAlike)
     } else if margin < rules.margin {
         Some(UnknownReason::WithinMargin)
     } else {
@@ -224,13 +233,17 @@ mod tests {
         margin: 0.1,
     };
 
+    fn rules() -> Calibration {
+        Calibration::fixed(RULES)
+    }
+
     #[test]
     fn best_profile_over_threshold_and_margin_is_matched() {
         let profiles = [
             profile("ann", vec![1.0, 0.0, 0.0]),
             profile("bob", vec![0.0, 1.0, 0.0]),
         ];
-        let d = decide(&[speaker("A", at(0.9, true), 4.0)], &profiles, RULES);
+        let d = decide(&[speaker("A", at(0.9, true), 4.0)], &profiles, &rules());
         assert_eq!(d.status, ClipStatus::Matched);
         assert_eq!(d.worker_id.as_deref(), Some("ann"));
         assert!((d.score.unwrap() - 0.9).abs() < 1e-5);
@@ -239,7 +252,7 @@ mod tests {
     #[test]
     fn below_threshold_is_unknown() {
         let profiles = [profile("ann", vec![1.0, 0.0, 0.0])];
-        let d = decide(&[speaker("A", at(0.69, true), 4.0)], &profiles, RULES);
+        let d = decide(&[speaker("A", at(0.69, true), 4.0)], &profiles, &rules());
         assert_eq!(d.status, ClipStatus::NoMatch);
         assert_eq!(
             d.speakers[0].unknown_reason,
@@ -261,7 +274,7 @@ mod tests {
             let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.iter().map(|x| x / n).collect::<Vec<_>>()
         };
-        let d = decide(&[speaker("A", e, 4.0)], &profiles, RULES);
+        let d = decide(&[speaker("A", e, 4.0)], &profiles, &rules());
         let s = &d.speakers[0];
         assert!(s.score.unwrap() >= 0.7 && s.margin.unwrap() < 0.1, "{s:?}");
         assert_eq!(d.status, ClipStatus::NoMatch);
@@ -280,7 +293,7 @@ mod tests {
                 speaker("B", at(0.95, true), 2.0),
             ],
             &profiles,
-            RULES,
+            &rules(),
         );
         assert_eq!(d.speakers[0].worker_id, None);
         assert_eq!(
@@ -304,19 +317,41 @@ mod tests {
                 speaker("C", vec![0.0, 0.0, 1.0], 20.0),
             ],
             &profiles,
-            RULES,
+            &rules(),
         );
         assert_eq!(d.worker_id.as_deref(), Some("bob"));
         assert_eq!(d.speakers[2].worker_id, None, "the customer is unknown");
     }
 
     #[test]
+    fn a_speaker_between_look_alike_profiles_is_unknown() {
+        let profiles = [
+            profile("ann", vec![1.0, 0.0, 0.0]),
+            profile("bob", at(0.5, false)),
+        ];
+        let speaker = [speaker("A", at(0.95, true), 4.0)];
+        let named = decide(&speaker, &profiles, &rules());
+        assert_eq!(named.worker_id.as_deref(), Some("ann"));
+        let mut alike = rules();
+        alike.look_alike.push(crate::matching::LookAlike {
+            a: "bob".into(),
+            b: "ann".into(),
+            a_name: "Bob".into(),
+            b_name: "Ann".into(),
+            score: 0.8,
+        });
+        let d = decide(&speaker, &profiles, &alike);
+        assert_eq!(d.status, ClipStatus::NoMatch);
+        assert_eq!(d.speakers[0].unknown_reason, Some(UnknownReason::LookAlike));
+    }
+
+    #[test]
     fn no_speakers_is_no_speech_and_no_profiles_is_no_match() {
         assert_eq!(
-            decide(&[], &[profile("ann", vec![1.0])], RULES).status,
+            decide(&[], &[profile("ann", vec![1.0])], &rules()).status,
             ClipStatus::NoSpeech
         );
-        let d = decide(&[speaker("A", vec![1.0], 3.0)], &[], RULES);
+        let d = decide(&[speaker("A", vec![1.0], 3.0)], &[], &rules());
         assert_eq!(d.status, ClipStatus::NoMatch);
         assert_eq!(
             d.speakers[0].unknown_reason,

@@ -1,6 +1,9 @@
 use std::path::{Path, PathBuf};
 
-use super::{Profile, SampleEmbedding, build_profile};
+use super::{
+    Calibration, Prior, Profile, ProfileSet, SampleEmbedding, WorkerSamples, build_profile,
+    calibrate,
+};
 use crate::audio::{Audio, AudioError, decode_file};
 use crate::diarize::{VadConfig, speech_regions};
 use crate::model::{EmbedRequest, Embedding, ModelError, SpeakerEncoder};
@@ -13,10 +16,12 @@ pub struct Enrollee {
     pub samples: Vec<PathBuf>,
 }
 
-/// Profiles of the workers that have at least one readable sample, and the samples that were not
-/// readable (they are reported, never fatal: one bad upload must not block a location).
+/// Profiles of the workers that have at least one usable sample, the location's calibration
+/// (with the samples its checks left out), and the samples that were not readable (reported,
+/// never fatal: one bad upload must not block a location).
 pub struct Enrollment {
     pub profiles: Vec<Profile>,
+    pub calibration: Calibration,
     pub unreadable: Vec<AudioError>,
     /// Workers left without any usable sample.
     pub without_samples: Vec<String>,
@@ -25,15 +30,17 @@ pub struct Enrollment {
 pub fn enroll(
     encoder: &mut SpeakerEncoder,
     enrollees: &[Enrollee],
+    prior: Prior,
 ) -> Result<Enrollment, ModelError> {
     let rate = encoder.manifest().sample_rate;
-    enroll_with(rate, enrollees, |requests| encoder.embed(requests))
+    enroll_with(rate, enrollees, prior, |requests| encoder.embed(requests))
 }
 
 /// [`enroll`] with any way to embed whole samples (the worker's shared batcher).
 pub fn enroll_with<E>(
     rate: u32,
     enrollees: &[Enrollee],
+    prior: Prior,
     embed: impl FnOnce(&[EmbedRequest<'_>]) -> Result<Vec<Option<Embedding>>, E>,
 ) -> Result<Enrollment, E> {
     let mut decoded = Vec::new();
@@ -63,19 +70,40 @@ pub fn enroll_with<E>(
             });
         }
     }
+    let mut workers: Vec<WorkerSamples> = enrollees
+        .iter()
+        .zip(per_worker)
+        .map(|(e, samples)| WorkerSamples {
+            worker_id: e.worker_id.clone(),
+            name: e.name.clone(),
+            samples,
+        })
+        .collect();
+    let calibration = calibrate(&mut workers, prior);
     let mut profiles = Vec::new();
     let mut without_samples = Vec::new();
-    for (enrollee, samples) in enrollees.iter().zip(per_worker) {
-        match build_profile(&enrollee.worker_id, &enrollee.name, samples) {
+    for w in workers {
+        match build_profile(&w.worker_id, &w.name, w.samples) {
             Some(p) => profiles.push(p),
-            None => without_samples.push(enrollee.worker_id.clone()),
+            None => without_samples.push(w.worker_id),
         }
     }
     Ok(Enrollment {
         profiles,
+        calibration,
         unreadable,
         without_samples,
     })
+}
+
+impl Enrollment {
+    /// The profiles with their calibration, for deciding clips.
+    pub fn into_set(self) -> ProfileSet {
+        ProfileSet {
+            profiles: self.profiles,
+            calibration: self.calibration,
+        }
+    }
 }
 
 /// Seconds of speech in a sample (silence and noise between words do not count towards a

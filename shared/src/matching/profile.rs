@@ -25,6 +25,13 @@ pub struct Profile {
     pub weak_profile: bool,
 }
 
+/// A location's voices: its workers' profiles and the calibration they are decided by.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileSet {
+    pub profiles: Vec<Profile>,
+    pub calibration: super::Calibration,
+}
+
 /// The profile of a worker from its sample embeddings; `None` without any sample.
 pub fn build_profile(
     worker_id: &str,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use crate::config::Secret;
+use crate::matching::Calibration;
 use crate::ops::metrics;
 
 /// Waits before the 2nd and 3rd try of a webhook.
@@ -41,7 +42,7 @@ impl Level {
 }
 
 /// One alert: `event` is a stable name (`job_started`, `job_failed`, `low_success_rate`,
-/// `api_failures`, `memory`, `job_timed_out`).
+/// `api_failures`, `memory`, `job_timed_out`, `enrollment_issues`).
 #[derive(Debug, Clone)]
 pub struct Alert {
     pub event: &'static str,
@@ -247,6 +248,42 @@ async fn send_one(client: &reqwest::Client, channel: Channel, url: &Secret, body
 }
 
 /// `2026-11-29T03:04:05Z`, without a date crate.
+/// A job's location has voice samples left out or employees that sound alike: named, each
+/// with its fix, so whoever looks after the samples can act before the next day's clips.
+pub fn enrollment_alert(job_id: &str, location: &str, calibration: &Calibration) -> Alert {
+    let flagged: Vec<String> = calibration
+        .flagged
+        .iter()
+        .map(|f| format!("{} ({})", f.name, f.sample))
+        .collect();
+    let alike: Vec<String> = calibration
+        .look_alike
+        .iter()
+        .map(|p| format!("{} / {}", p.a_name, p.b_name))
+        .collect();
+    let mut fields = vec![
+        ("job".to_string(), job_id.to_string()),
+        ("location".to_string(), location.to_string()),
+        (
+            "threshold".to_string(),
+            format!("{:.3}", calibration.rules.threshold),
+        ),
+    ];
+    if !flagged.is_empty() {
+        fields.push(("flagged samples".into(), flagged.join(", ")));
+    }
+    if !alike.is_empty() {
+        fields.push(("look-alike employees".into(), alike.join(", ")));
+    }
+    Alert {
+        event: "enrollment_issues",
+        level: Level::Warning,
+        title: format!("voice diarization: job {job_id}: voice profiles need attention"),
+        text: calibration.issues().join("\n"),
+        fields,
+    }
+}
+
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -6,6 +6,6 @@ pub mod health;
 mod metrics;
 pub mod system;
 
-pub use alerts::{Alert, Alerter, Level};
+pub use alerts::{Alert, Alerter, Level, enrollment_alert};
 pub use health::{Health, Limits};
 pub use metrics::{Metrics, metrics};

@@ -1,11 +1,12 @@
-//! One thread owns the ONNX session; the clips in flight send it their audio and it runs the
-//! embeddings of everything waiting in shared batches.
+//! One thread owns the ONNX sessions (the speaker model, and the diarizer's windows model when
+//! it is another); the clips in flight send it their audio and it runs the embeddings of
+//! everything waiting in shared batches.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
-use crate::model::{EmbedRequest, Embedding, Manifest, SpeakerEncoder};
+use crate::model::{EmbedRequest, Embedding, Encoders, Manifest, SpeakerEncoder};
 
 /// Per request, its segments as sample ranges of the clip (one embedding per request).
 pub type Spans = Vec<Vec<(usize, usize)>>;
@@ -20,6 +21,8 @@ const BATCH_AUDIO_S: f64 = 48.0;
 struct Job {
     samples: Arc<Vec<f32>>,
     requests: Spans,
+    /// For the diarizer's windows model rather than the speaker model.
+    windows: bool,
     reply: mpsc::Sender<Reply>,
 }
 
@@ -39,11 +42,18 @@ impl Job {
 pub struct BatcherHandle {
     tx: mpsc::Sender<Job>,
     manifest: Manifest,
+    windows_manifest: Manifest,
 }
 
 impl BatcherHandle {
+    /// The speaker model's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The manifest of the model that embeds the diarizer's windows.
+    pub fn windows_manifest(&self) -> &Manifest {
+        &self.windows_manifest
     }
 
     /// Embeds borrowed requests (voice samples at enrollment), copied once into one buffer.
@@ -70,8 +80,18 @@ impl BatcherHandle {
         self.embed(&Arc::new(samples), spans)
     }
 
-    /// Embeds `requests` (ranges of `samples`), waiting for a batch they share with other clips.
+    /// Embeds `requests` (ranges of `samples`) with the speaker model, waiting for a batch
+    /// they share with other clips.
     pub fn embed(&self, samples: &Arc<Vec<f32>>, requests: Spans) -> Reply {
+        self.send(samples, requests, false)
+    }
+
+    /// Embeds the diarizer's windows with the windows model.
+    pub fn embed_windows(&self, samples: &Arc<Vec<f32>>, windows: Spans) -> Reply {
+        self.send(samples, windows, true)
+    }
+
+    fn send(&self, samples: &Arc<Vec<f32>>, requests: Spans, windows: bool) -> Reply {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
@@ -80,6 +100,7 @@ impl BatcherHandle {
             .send(Job {
                 samples: Arc::clone(samples),
                 requests,
+                windows,
                 reply,
             })
             .map_err(|_| "the embedding batcher has stopped".to_string())?;
@@ -89,12 +110,11 @@ impl BatcherHandle {
     }
 }
 
-/// Starts the batcher thread with `encoder`.
-pub fn spawn_batcher(
-    mut encoder: SpeakerEncoder,
-) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
+/// Starts the batcher thread with `encoders`.
+pub fn spawn_batcher(mut encoders: Encoders) -> std::io::Result<(BatcherHandle, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel::<Job>();
-    let manifest = encoder.manifest().clone();
+    let manifest = encoders.speakers.manifest().clone();
+    let windows_manifest = encoders.windows_manifest().clone();
     let manifest_rate = manifest.sample_rate;
     let thread = std::thread::Builder::new()
         .name("embedding-batcher".into())
@@ -121,34 +141,52 @@ pub fn spawn_batcher(
                     audio += size;
                     jobs.extend(waiting.pop_front());
                 }
-                let requests: Vec<EmbedRequest<'_>> = jobs
-                    .iter()
-                    .flat_map(|j| j.requests.iter().map(move |spans| (&j.samples, spans)))
-                    .map(|(samples, spans)| EmbedRequest {
-                        // Ranges come from the clip's own plan and turns; clamp all the same.
-                        segments: spans
-                            .iter()
-                            .map(|&(s, e)| {
-                                let start = s.min(samples.len());
-                                &samples[start..e.clamp(start, samples.len())]
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                let result = encoder.embed(&requests).map_err(|e| e.to_string());
-                drop(requests);
-                match result {
-                    Ok(mut all) => {
-                        for job in jobs.iter().rev() {
-                            let mine = all.split_off(all.len() - job.requests.len());
-                            let _ = job.reply.send(Ok(mine));
-                        }
-                    }
-                    Err(e) => jobs.iter().for_each(|j| {
-                        let _ = j.reply.send(Err(e.clone()));
-                    }),
-                }
+                let (windows, speakers): (Vec<Job>, Vec<Job>) =
+                    jobs.into_iter().partition(|j| j.windows);
+                run_jobs(encoders.windows_mut(), &windows);
+                run_jobs(&mut encoders.speakers, &speakers);
             }
         })?;
-    Ok((BatcherHandle { tx, manifest }, thread))
+    Ok((
+        BatcherHandle {
+            tx,
+            manifest,
+            windows_manifest,
+        },
+        thread,
+    ))
+}
+
+/// Embeds every request of `jobs` in shared batches and answers each job.
+fn run_jobs(encoder: &mut SpeakerEncoder, jobs: &[Job]) {
+    if jobs.is_empty() {
+        return;
+    }
+    let requests: Vec<EmbedRequest<'_>> = jobs
+        .iter()
+        .flat_map(|j| j.requests.iter().map(move |spans| (&j.samples, spans)))
+        .map(|(samples, spans)| EmbedRequest {
+            // Ranges come from the clip's own plan and turns; clamp all the same.
+            segments: spans
+                .iter()
+                .map(|&(s, e)| {
+                    let start = s.min(samples.len());
+                    &samples[start..e.clamp(start, samples.len())]
+                })
+                .collect(),
+        })
+        .collect();
+    let result = encoder.embed(&requests).map_err(|e| e.to_string());
+    drop(requests);
+    match result {
+        Ok(mut all) => {
+            for job in jobs.iter().rev() {
+                let mine = all.split_off(all.len() - job.requests.len());
+                let _ = job.reply.send(Ok(mine));
+            }
+        }
+        Err(e) => jobs.iter().for_each(|j| {
+            let _ = j.reply.send(Err(e.clone()));
+        }),
+    }
 }

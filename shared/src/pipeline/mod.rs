@@ -9,7 +9,7 @@ mod worker;
 
 pub use batcher::{BatcherHandle, spawn_batcher};
 pub use output::{OutputDir, Summary};
-pub use standalone::{RunOptions, StandaloneError, plan_tasks, run_standalone};
+pub use standalone::{RunOptions, StandaloneError, log_enrollment, plan_tasks, run_standalone};
 pub use worker::ClipProcessor;
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,11 @@ pub struct ClipResult {
     pub worker_name: Option<String>,
     pub score: Option<f32>,
     pub margin: Option<f32>,
+    /// The threshold and margin the clip was decided by: its location's calibration.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    #[serde(default)]
+    pub required_margin: Option<f32>,
     pub speakers: Vec<SpeakerResult>,
     pub turns: Vec<Turn>,
     pub audio_s: f64,

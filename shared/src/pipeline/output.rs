@@ -1,13 +1,15 @@
-//! The standalone reducer's store: `results.jsonl` keyed by clip, one RTTM file per clip, and the
-//! run's summary.
+//! The standalone reducer's store: `results.jsonl` keyed by clip, one RTTM file per clip, the
+//! location's profiles with their calibration (`profiles.json`), and the run's summary.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use super::ClipResult;
-use crate::matching::ClipStatus;
+use crate::matching::{Calibration, ClipStatus, ProfileSet};
 
 pub struct OutputDir {
     dir: PathBuf,
@@ -43,6 +45,49 @@ impl OutputDir {
 
     pub fn results_path(&self) -> PathBuf {
         self.dir.join("results.jsonl")
+    }
+
+    pub fn profiles_path(&self) -> PathBuf {
+        self.dir.join("profiles.json")
+    }
+
+    /// Writes the location's profiles and calibration, as enrolled for this run (replacing the
+    /// last run's: a changed sample changes them).
+    pub fn write_profiles(&self, voices: &ProfileSet) -> std::io::Result<()> {
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            calibration: &'a Calibration,
+            profiles: Vec<StoredProfile<'a>>,
+        }
+        #[derive(Serialize)]
+        struct StoredProfile<'a> {
+            worker_id: &'a str,
+            name: &'a str,
+            speech_s: f64,
+            weak_profile: bool,
+            samples: Vec<&'a str>,
+            embedding: &'a [f32],
+        }
+        let stored = Stored {
+            calibration: &voices.calibration,
+            profiles: voices
+                .profiles
+                .iter()
+                .map(|p| StoredProfile {
+                    worker_id: &p.worker_id,
+                    name: &p.name,
+                    speech_s: p.speech_s,
+                    weak_profile: p.weak_profile,
+                    samples: p.samples.iter().map(|s| s.source.as_str()).collect(),
+                    embedding: &p.embedding,
+                })
+                .collect(),
+        };
+        std::fs::create_dir_all(&self.dir)?;
+        let text = serde_json::to_string_pretty(&stored).map_err(std::io::Error::other)?;
+        let tmp = self.dir.join("profiles.json.tmp");
+        std::fs::write(&tmp, text + "\n")?;
+        std::fs::rename(tmp, self.profiles_path())
     }
 
     /// Clips with a completed result (matched, no match, no speech); failed clips are retried.

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::{ClipProcessor, ClipResult, ClipTask, OutputDir, Summary, spawn_batcher};
 use crate::diarize::LocalDiarizer;
-use crate::matching::{DecisionRules, enroll};
-use crate::model::{ModelError, SpeakerEncoder};
+use crate::matching::{Prior, ProfileSet, enroll};
+use crate::model::{Encoders, ModelError};
 use crate::source::{DateRange, LocalSource, SourceError};
 
 #[derive(Debug, Clone)]
@@ -20,7 +20,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Clips in flight at once (VOICE_PARALLEL_WORKERS).
     pub parallel: usize,
-    pub rules: DecisionRules,
+    /// What every location's calibration starts from.
+    pub prior: Prior,
     pub min_utterance_ms: u64,
     pub job_id: String,
     /// When the run must stop (`--timeout`, MAX_JOB_DURATION): what is stored by then stays.
@@ -73,11 +74,13 @@ pub fn plan_tasks(
     Ok((tasks, skipped))
 }
 
-/// Runs the job; `on_result` sees each result as the reducer stores it (progress, logs).
+/// Runs the job; `on_enrolled` sees the location's profiles once they are built (their issues
+/// are for an alert), `on_result` each result as the reducer stores it (progress, logs).
 pub fn run_standalone(
     source: &LocalSource,
-    mut encoder: SpeakerEncoder,
+    mut encoders: Encoders,
     opts: &RunOptions,
+    on_enrolled: impl FnOnce(&ProfileSet),
     mut on_result: impl FnMut(&ClipResult),
 ) -> Result<Summary, StandaloneError> {
     let started = Instant::now();
@@ -97,26 +100,27 @@ pub fn run_standalone(
     }
 
     let workers = source.workers(&opts.location_id)?;
-    let enrollment = enroll(&mut encoder, &workers)?;
+    let enrollment = enroll(&mut encoders.speakers, &workers, opts.prior)?;
     for e in &enrollment.unreadable {
         tracing::warn!(error = %e, "voice sample skipped");
     }
     if enrollment.profiles.is_empty() {
         return Err(StandaloneError::NoWorkers(opts.location_id.clone()));
     }
-    for p in enrollment.profiles.iter().filter(|p| p.weak_profile) {
-        tracing::warn!(worker = %p.name, speech_s = p.speech_s, "weak profile: under 3 s of voice samples");
-    }
+    let voices = enrollment.into_set();
+    log_enrollment(&voices);
+    out.write_profiles(&voices).map_err(output_err)?;
+    on_enrolled(&voices);
 
+    let diarizer = LocalDiarizer::for_model(encoders.windows_manifest());
     let (batcher, batcher_thread) =
-        spawn_batcher(encoder).map_err(|e| StandaloneError::Internal(e.to_string()))?;
+        spawn_batcher(encoders).map_err(|e| StandaloneError::Internal(e.to_string()))?;
     let processor = Arc::new(ClipProcessor {
         batcher,
-        diarizer: LocalDiarizer::default(),
-        rules: opts.rules,
+        diarizer,
         min_utterance_ms: opts.min_utterance_ms,
     });
-    let profiles = Arc::new(enrollment.profiles);
+    let profiles = Arc::new(voices);
     let planned = tasks.len();
     let stop = Arc::new(AtomicBool::new(false));
     let (task_tx, task_rx) = mpsc::channel::<ClipTask>();
@@ -195,4 +199,22 @@ pub fn run_standalone(
     }
     summary.wall_s = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The location's calibration and every enrollment issue, as log lines.
+pub fn log_enrollment(voices: &ProfileSet) {
+    let c = &voices.calibration;
+    tracing::info!(
+        workers = voices.profiles.len(),
+        threshold = c.rules.threshold,
+        margin = c.rules.margin,
+        "voice profiles enrolled: {}",
+        c.explain()
+    );
+    for p in voices.profiles.iter().filter(|p| p.weak_profile) {
+        tracing::warn!(worker = %p.name, speech_s = p.speech_s, "weak profile: under 3 s of voice samples");
+    }
+    for issue in c.issues() {
+        tracing::warn!("enrollment: {issue}");
+    }
 }

@@ -8,14 +8,13 @@ use std::time::Instant;
 use super::{BatcherHandle, ClipResult, ClipTask, SpeakerResult, Timings};
 use crate::audio::{decode_file, span_range};
 use crate::diarize::{EDGE_TRIM_S, LocalDiarizer};
-use crate::matching::{ClipStatus, DecisionRules, Profile, SpeakerInput, decide};
+use crate::matching::{ClipStatus, ProfileSet, SpeakerInput, decide};
 use crate::transcribe::Transcript;
 use crate::turns::speakers_with_speech;
 
 pub struct ClipProcessor {
     pub batcher: BatcherHandle,
     pub diarizer: LocalDiarizer,
-    pub rules: DecisionRules,
     pub min_utterance_ms: u64,
 }
 
@@ -34,6 +33,8 @@ impl ClipResult {
             worker_name: None,
             score: None,
             margin: None,
+            threshold: None,
+            required_margin: None,
             speakers: Vec::new(),
             turns: Vec::new(),
             audio_s: 0.0,
@@ -74,10 +75,10 @@ impl ClipResult {
 }
 
 impl ClipProcessor {
-    /// Decides who speaks in the clip at `path` among `profiles` (the task's location's),
-    /// with the local diarizer's turns.
-    pub fn process(&self, task: &ClipTask, path: &Path, profiles: &[Profile]) -> ClipResult {
-        self.run(task, path, profiles, None)
+    /// Decides who speaks in the clip at `path` among `voices` (the task's location's), with
+    /// the local diarizer's turns.
+    pub fn process(&self, task: &ClipTask, path: &Path, voices: &ProfileSet) -> ClipResult {
+        self.run(task, path, voices, None)
     }
 
     /// [`Self::process`] with the turns of a transcription service instead of the local
@@ -86,19 +87,20 @@ impl ClipProcessor {
         &self,
         task: &ClipTask,
         path: &Path,
-        profiles: &[Profile],
+        voices: &ProfileSet,
         transcript: Transcript,
     ) -> ClipResult {
-        self.run(task, path, profiles, Some(transcript))
+        self.run(task, path, voices, Some(transcript))
     }
 
     fn run(
         &self,
         task: &ClipTask,
         path: &Path,
-        profiles: &[Profile],
+        voices: &ProfileSet,
         transcript: Option<Transcript>,
     ) -> ClipResult {
+        let profiles = &voices.profiles;
         let started = Instant::now();
         let manifest = self.batcher.manifest();
         let mut result = ClipResult::pending(task, &manifest.id);
@@ -127,11 +129,10 @@ impl ClipProcessor {
                 (turns, crate::transcribe::EDGE_TRIM_S, samples)
             }
             None => {
-                let window = manifest.chunking.partial_frames * manifest.frontend.hop_length;
-                let plan = self.diarizer.plan(&audio, window);
+                let plan = self.diarizer.plan(&audio);
                 let samples = Arc::new(std::mem::take(&mut audio.samples));
                 let windows = plan.windows.iter().map(|&w| vec![w]).collect();
-                let embeddings = match self.batcher.embed(&samples, windows) {
+                let embeddings = match self.batcher.embed_windows(&samples, windows) {
                     Ok(embeddings) => embeddings,
                     Err(e) => return self.fail(result, "model", e, started),
                 };
@@ -176,7 +177,10 @@ impl ClipProcessor {
                 })
             })
             .collect();
-        let decision = decide(&inputs, profiles, self.rules);
+        let rules = voices.calibration.rules;
+        result.threshold = Some(rules.threshold);
+        result.required_margin = Some(rules.margin);
+        let decision = decide(&inputs, profiles, &voices.calibration);
         result.timings_ms.identify = ms(t);
 
         let name_of = |id: &Option<String>| {

@@ -19,6 +19,9 @@ pub struct ReportClip {
     pub worker_name: Option<String>,
     pub score: Option<f32>,
     pub margin: Option<f32>,
+    /// The threshold and margin the clip was decided by (its location's calibration).
+    pub threshold: Option<f32>,
+    pub required_margin: Option<f32>,
     pub speakers: Vec<ReportSpeaker>,
     pub turns: Vec<ReportTurn>,
     pub audio_s: f64,
@@ -53,6 +56,7 @@ pub type JobResults = (Vec<(String, String)>, Vec<ReportClip>);
 pub struct ReportJob {
     pub title: String,
     pub details: Vec<(String, String)>,
+    /// The model's prior: the rules of clips stored without their own.
     pub threshold: f32,
     pub margin: f32,
 }
@@ -105,10 +109,30 @@ pub fn render(job: &ReportJob, clips: &[ReportClip]) -> String {
     for (k, v) in &job.details {
         let _ = write!(html, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(v));
     }
+    // Each clip carries the rules of its location's calibration.
+    let mut used: Vec<(f32, f32)> = clips
+        .iter()
+        .filter_map(|c| Some((c.threshold?, c.required_margin.unwrap_or(job.margin))))
+        .collect();
+    used.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    used.dedup();
+    let rules = if used.is_empty() {
+        format!("{:.3} (margin {:.3})", job.threshold, job.margin)
+    } else {
+        let each: Vec<String> = used
+            .iter()
+            .map(|(t, m)| format!("{t:.3} (margin {m:.3})"))
+            .collect();
+        format!(
+            "{}, calibrated from the location's samples (the model's prior: {:.3})",
+            each.join(", "),
+            job.threshold
+        )
+    };
     let _ = writeln!(
         html,
-        "<dt>threshold</dt><dd>{:.3} (margin {:.3})</dd></dl>",
-        job.threshold, job.margin
+        "<dt>threshold</dt><dd class=\"threshold\">{}</dd></dl>",
+        escape(&rules)
     );
 
     // Per employee: clips decided for them; then the other outcomes.
@@ -231,17 +255,21 @@ fn clip_html(
     html.push_str("</svg>");
 
     if !c.speakers.is_empty() {
-        html.push_str("<table class=\"scores\"><tr><th>speaker</th><th>speech</th><th>decided</th><th>score vs threshold</th><th>margin</th></tr>");
+        let threshold = c.threshold.unwrap_or(job.threshold);
+        let _ = write!(
+            html,
+            "<table class=\"scores\" data-threshold=\"{threshold:.3}\"><tr><th>speaker</th><th>speech</th><th>decided</th><th>score vs threshold {threshold:.3}</th><th>margin</th></tr>"
+        );
         for s in &c.speakers {
             let bar = s.score.map_or_else(String::new, |score| {
                 let x = |v: f32| 2.0 * f64::from(v.clamp(0.0, 1.0)) * 100.0;
-                let passed = score >= job.threshold;
+                let passed = score >= threshold;
                 format!(
                     "<svg class=\"bar\" viewBox=\"0 0 200 12\" width=\"200\" height=\"12\"><rect width=\"200\" height=\"12\" fill=\"#eef0f2\"/>\
                      <rect width=\"{:.1}\" height=\"12\" fill=\"{}\"/><line x1=\"{t:.1}\" x2=\"{t:.1}\" y1=\"0\" y2=\"12\" stroke=\"#111\" stroke-width=\"2\"/></svg> {score:.3}",
                     x(score),
                     if passed { "#2ca02c" } else { "#d62728" },
-                    t = x(job.threshold)
+                    t = x(threshold)
                 )
             });
             let decided = s.worker_name.as_deref().map_or_else(

@@ -10,7 +10,7 @@ mod profiles;
 mod report;
 mod tls;
 
-pub use profiles::StoredProfile;
+pub use profiles::{Fingerprint, StoredProfile};
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -28,6 +28,7 @@ use crate::pipeline::ClipResult;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_voice_tables.sql")),
     (2, include_str!("migrations/0002_transcripts.sql")),
+    (3, include_str!("migrations/0003_calibration.sql")),
 ];
 /// Any fixed number: the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x766f_6963_6531;
@@ -352,11 +353,13 @@ impl Store {
 const UPSERT_RESULTS: &str = "
 INSERT INTO voice_clip_results AS v (
     clip_key, job_id, location_id, clip_date, clip_name, transaction_id, status,
-    worker_id, worker_name, score, margin, speakers, turns, audio_s, model,
-    error_kind, error, attempts, timings_ms, transcript_id, transcript_text, utterances)
+    worker_id, worker_name, score, margin, threshold, required_margin, speakers, turns,
+    audio_s, model, error_kind, error, attempts, timings_ms, transcript_id, transcript_text,
+    utterances)
 SELECT r->>'clip_key', r->>'job_id', (r->>'location_id')::uuid, (r->>'date')::date,
        r->>'clip', (r->>'transaction_id')::uuid, r->>'status',
        r->>'worker_id', r->>'worker_name', (r->>'score')::real, (r->>'margin')::real,
+       (r->>'threshold')::real, (r->>'required_margin')::real,
        COALESCE(r->'speakers', '[]'), COALESCE(r->'turns', '[]'),
        COALESCE((r->>'audio_s')::float8, 0), r->>'model',
        r->>'error_kind', r->>'error', COALESCE((r->>'attempts')::int, 1), r->'timings_ms',
@@ -367,7 +370,8 @@ ON CONFLICT (clip_key) DO UPDATE SET
     clip_date = EXCLUDED.clip_date, clip_name = EXCLUDED.clip_name,
     transaction_id = EXCLUDED.transaction_id, status = EXCLUDED.status,
     worker_id = EXCLUDED.worker_id, worker_name = EXCLUDED.worker_name,
-    score = EXCLUDED.score, margin = EXCLUDED.margin, speakers = EXCLUDED.speakers,
+    score = EXCLUDED.score, margin = EXCLUDED.margin, threshold = EXCLUDED.threshold,
+    required_margin = EXCLUDED.required_margin, speakers = EXCLUDED.speakers,
     turns = EXCLUDED.turns, audio_s = EXCLUDED.audio_s, model = EXCLUDED.model,
     error_kind = EXCLUDED.error_kind, error = EXCLUDED.error, attempts = EXCLUDED.attempts,
     timings_ms = EXCLUDED.timings_ms, transcript_id = EXCLUDED.transcript_id,

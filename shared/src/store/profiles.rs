@@ -1,9 +1,14 @@
-//! Enrolled voice profiles (`voice_profiles`), so that a location's samples are embedded once
-//! per model and content, not by every worker at every start.
+//! Enrolled voice profiles (`voice_profiles`) and their location's calibration
+//! (`voice_calibrations`), so that a location's samples are embedded once per model and
+//! content, not by every worker at every start.
 
 use tokio_postgres::types::{Json, ToSql, Type};
 
 use super::{Store, StoreError};
+use crate::matching::Calibration;
+
+/// (worker id, sorted sample checksums), sorted: what a location's profiles were built from.
+pub type Fingerprint = Vec<(String, Vec<String>)>;
 
 /// One worker's profile as stored, with the checksums of the samples it was built from.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,15 +51,80 @@ impl Store {
             .collect()
     }
 
-    /// Replaces the location's profiles for the model with `profiles`, in one transaction.
+    /// The location's stored calibration for the model, with the samples it was built from.
+    pub async fn load_calibration(
+        &self,
+        location: &str,
+        model_id: &str,
+    ) -> Result<Option<(Fingerprint, Calibration)>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(
+                "SELECT samples, calibration FROM voice_calibrations
+                 WHERE location_id = $1::uuid AND model_id = $2",
+                &[(&location, Type::TEXT), (&model_id, Type::TEXT)],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let samples: Json<Fingerprint> = row.try_get("samples")?;
+        let calibration: Json<Calibration> = row.try_get("calibration")?;
+        Ok(Some((samples.0, calibration.0)))
+    }
+
+    /// Every location's stored calibration for the model (what `validate` warns about).
+    pub async fn calibrations(
+        &self,
+        model_id: &str,
+    ) -> Result<Vec<(String, Calibration)>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(
+                "SELECT location_id::text AS location, calibration FROM voice_calibrations
+                 WHERE model_id = $1 ORDER BY location_id",
+                &[(&model_id, Type::TEXT)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let calibration: Json<Calibration> = r.try_get("calibration")?;
+                Ok((r.try_get("location")?, calibration.0))
+            })
+            .collect()
+    }
+
+    /// Replaces the location's profiles for the model with `profiles`, and its calibration,
+    /// built from `samples`, in one transaction.
     pub async fn save_profiles(
         &self,
         location: &str,
         model_id: &str,
         profiles: &[StoredProfile],
+        samples: &Fingerprint,
+        calibration: &Calibration,
     ) -> Result<(), StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let (samples, calibration) = (Json(samples), Json(calibration));
+        tx.query_typed(
+            "INSERT INTO voice_calibrations (location_id, model_id, samples, calibration)
+             VALUES ($1::uuid, $2, $3, $4)
+             ON CONFLICT (location_id, model_id) DO UPDATE SET
+                 samples = EXCLUDED.samples, calibration = EXCLUDED.calibration,
+                 updated_at = now()",
+            &[
+                (&location, Type::TEXT),
+                (&model_id, Type::TEXT),
+                (&samples as &(dyn ToSql + Sync), Type::JSONB),
+                (&calibration as &(dyn ToSql + Sync), Type::JSONB),
+            ],
+        )
+        .await?;
         let workers: Vec<&str> = profiles.iter().map(|p| p.worker_id.as_str()).collect();
         tx.query_typed(
             "DELETE FROM voice_profiles

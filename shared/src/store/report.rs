@@ -53,6 +53,7 @@ impl Store {
                      'clip', clip_name, 'date', clip_date::text,
                      'transaction_id', transaction_id::text, 'status', status,
                      'worker_name', worker_name, 'score', score, 'margin', margin,
+                     'threshold', threshold, 'required_margin', required_margin,
                      'speakers', speakers, 'turns', turns, 'audio_s', audio_s,
                      'error_kind', error_kind, 'error', error)::text AS r
                  FROM voice_clip_results WHERE job_id = $1 ORDER BY clip_date, clip_name",
