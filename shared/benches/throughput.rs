@@ -67,6 +67,7 @@ fn main() {
             threads,
             max_batch: 64,
             device,
+            ..EncoderOptions::default()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -214,6 +215,7 @@ impl BenchLocation {
             threads,
             max_batch: 64,
             device,
+            ..EncoderOptions::default()
         };
         let encoders = shared::model::load_encoders(manifest, Some(library), options)
             .unwrap_or_else(|e| panic!("{e}"));
