@@ -282,6 +282,26 @@ impl Services {
             .collect()
     }
 
+    /// Waits (up to 10 s) until no queue holds a message, delivered or not. Acks travel
+    /// asynchronously and the broker's quorum-queue counts trail them by a few seconds under
+    /// load, so a count read the moment the services stop can still show settled messages.
+    pub fn assert_queues_drain(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let queues = self.queues();
+            let busy: Vec<_> = queues.iter().filter(|(_, (r, u))| r + u > 0).collect();
+            if busy.is_empty() {
+                assert!(queues.contains_key("voice.clips"), "{queues:?}");
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "messages left: {busy:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+
     /// Stops the whole broker application (every connection drops) and starts it again.
     pub fn restart_broker(&self, down_for: std::time::Duration) {
         sh_ok("rabbitmqctl", &["-q", "stop_app"]);

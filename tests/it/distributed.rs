@@ -125,22 +125,6 @@ impl Deployment {
             "0"
         );
     }
-
-    /// Nothing left in any queue, delivered or not.
-    fn check_queues_drained(&self) {
-        // Acks travel asynchronously: give the last ones a moment.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let queues = self.services.queues();
-            let busy: Vec<_> = queues.iter().filter(|(_, (r, u))| r + u > 0).collect();
-            if busy.is_empty() {
-                assert!(queues.contains_key("voice.clips"), "{queues:?}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "messages left: {busy:?}");
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
 }
 
 fn stderr(out: &Output) -> String {
@@ -165,7 +149,7 @@ fn two_hundred_clips_through_two_workers_and_the_reducer() {
     assert!(text.contains("/200 done"), "the progress bar: {text}");
     assert_eq!(d.wait_for_job(Duration::from_secs(5)), d.expected_job());
     d.check_results();
-    d.check_queues_drained();
+    d.services.assert_queues_drain();
 
     // Both workers took part. Another run would redo only the failed clips (the unreadable
     // ones), or all with --force.
@@ -221,7 +205,7 @@ fn killing_workers_mid_job_loses_and_duplicates_nothing() {
 
     assert_eq!(d.wait_for_job(Duration::from_secs(180)), d.expected_job());
     d.check_results();
-    d.check_queues_drained();
+    d.services.assert_queues_drain();
     assert!(victim.is_running());
 }
 
@@ -239,7 +223,7 @@ fn a_broker_restart_mid_job_loses_and_duplicates_nothing() {
 
     assert_eq!(d.wait_for_job(Duration::from_secs(240)), d.expected_job());
     d.check_results();
-    d.check_queues_drained();
+    d.services.assert_queues_drain();
     for service in [&_reducer, &_w1, &_w2] {
         assert!(
             service.log_text().contains("lost the broker; reconnecting"),
@@ -265,7 +249,7 @@ fn the_reducer_rides_out_thirty_seconds_without_postgres() {
 
     assert_eq!(d.wait_for_job(Duration::from_secs(240)), d.expected_job());
     d.check_results();
-    d.check_queues_drained();
+    d.services.assert_queues_drain();
     assert!(reducer.is_running());
     assert!(
         reducer.log_text().contains("storing results failed"),
@@ -461,7 +445,7 @@ fn poison_messages_land_in_the_dead_letter_queues_with_their_reason() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(d.wait_for_job(Duration::from_secs(5)), d.expected_job());
     d.check_results();
-    d.check_queues_drained();
+    d.services.assert_queues_drain();
 }
 
 #[test]
@@ -554,7 +538,7 @@ fn assemblyai_turns_through_the_distributed_pipeline() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(d.wait_for_job(Duration::from_secs(5)), d.expected_job());
     d.check_results();
-    d.check_queues_drained();
+    d.services.assert_queues_drain();
     // The transcript is kept with each result; the file without audio failed as the service said.
     let kept = d.services.psql(
         "SELECT count(*) FROM voice_clip_results WHERE transcript_id IS NOT NULL AND jsonb_array_length(utterances) > 0",

@@ -689,12 +689,5 @@ fn drive_clips_through_assemblyai_to_postgres_with_the_expected_employees() {
     ] {
         assert!(!everything.contains(secret), "`{secret}` leaked");
     }
-    assert!(
-        services
-            .queues()
-            .values()
-            .all(|(ready, unacked)| ready + unacked == 0),
-        "{:?}",
-        services.queues()
-    );
+    services.assert_queues_drain();
 }
