@@ -12,6 +12,7 @@ use shared::distributed::dispatch::{plan, publish_job, wait_for_job};
 use shared::distributed::profiles::{ProfileError, Profiles};
 use shared::model::Manifest;
 use shared::pipeline::ClipTask;
+use shared::queue::BrokerConfig;
 use shared::source::{ClipSource, DateRange, new_job_id};
 use shared::store::{JobRow, Store};
 
@@ -21,7 +22,7 @@ use crate::run::{Operations, print_dry_run, print_outcomes, timeout};
 
 pub fn run(
     settings: &Settings,
-    amqp_url: Secret,
+    broker: BrokerConfig,
     source: Arc<dyn ClipSource>,
     location: &str,
     dates: DateRange,
@@ -58,7 +59,7 @@ pub fn run(
         tracing::info!(job = %job_id, location, %dates, clips = plan.tasks.len(), "job started");
         let deadline = Instant::now() + timeout(settings, args);
         ops.job_started(&job_id, location, &dates.to_string()).await;
-        let published = match publish_job(&amqp_url, &store, &plan, location, &dates).await {
+        let published = match publish_job(&broker, &store, &plan, location, &dates).await {
             Ok(published) => published,
             Err(e) => {
                 ops.job_failed(&job_id, "publish", &e.to_string()).await;

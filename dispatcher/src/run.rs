@@ -47,11 +47,14 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     if !args.skip_validation && !args.dry_run {
         crate::validate::before_run(&settings)?;
     }
-    if let Some(amqp_url) = settings.amqp_url.clone() {
+    if let Some(broker) = settings
+        .broker()
+        .map_err(|e| Failure::Usage(e.to_string()))?
+    {
         let source = settings
             .clip_source()
             .map_err(|e| Failure::Usage(e.to_string()))?;
-        return crate::publish::run(&settings, amqp_url, source, &location, dates, args);
+        return crate::publish::run(&settings, broker, source, &location, dates, args);
     }
     if settings.voice_source != "local" {
         return Err(Failure::Usage(format!(

@@ -308,10 +308,13 @@ async fn assemblyai_check(settings: &Settings) -> Check {
 
 async fn broker_check(settings: &Settings) -> Check {
     let fix = "check AMQP_URL and that RabbitMQ is up";
-    let Some(url) = &settings.amqp_url else {
-        return Check::skip("broker", "not configured: standalone mode");
+    let broker = match settings.broker() {
+        Ok(Some(broker)) => broker,
+        Ok(None) => return Check::skip("broker", "not configured: standalone mode"),
+        Err(e) => return Check::fail("broker", e.to_string(), fix),
     };
-    match within(Broker::connect(url, "voice-validate")).await {
+    let url = &broker.url;
+    match within(Broker::connect(&broker, "voice-validate")).await {
         Some(Ok(broker)) => {
             broker.close().await;
             Check::pass("broker", url.redacted())

@@ -36,8 +36,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         Ok(settings) => settings,
         Err(code) => return Ok(code),
     };
-    let (Some(amqp_url), Some(database_url)) =
-        (settings.amqp_url.clone(), settings.database_url.clone())
+    let (Ok(Some(broker)), Some(database_url)) = (settings.broker(), settings.database_url.clone())
     else {
         return Ok(usage(
             "the reducer moves results from RabbitMQ to Postgres: set AMQP_URL and DATABASE_URL",
@@ -75,7 +74,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
                 done = migrated => done.context("migrating the database")?,
                 () = shutdown.wait() => return anyhow::Ok(()),
             }
-            let mut service = ReducerService::new(amqp_url, store);
+            let mut service = ReducerService::new(broker, store);
             service.alerter = alerter;
             service.min_success_rate = settings.min_success_rate;
             service.max_job_duration = Duration::from_secs(settings.max_job_duration);

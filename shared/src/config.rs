@@ -12,12 +12,14 @@ use crate::matching::{DecisionRules, Prior};
 use crate::model::{Device, EncoderOptions, Encoders, Manifest, ModelError, load_encoders};
 use crate::ops::alerts::WebhookUrlError;
 use crate::ops::{Alerter, Limits};
+use crate::queue::BrokerConfig;
 use crate::source::{ClipSource, DriveConfig, DriveSource, LocalSource};
 use crate::transcribe::AssemblyAiConfig;
 
 /// The environment variables read; anything else in the environment is ignored.
 const ENV_KEYS: &[&str] = &[
     "AMQP_URL",
+    "AMQP_CA_CERT",
     "DATABASE_URL",
     "VOICE_SOURCE",
     "VOICE_LOCAL_ROOT",
@@ -62,6 +64,10 @@ pub struct Settings {
     /// RabbitMQ; unset → standalone mode (everything in one `dispatcher run` process).
     #[serde(default)]
     pub amqp_url: Option<Secret>,
+    /// PEM file of the CA that signed the broker's certificate (`amqps://` to a private CA);
+    /// the system's roots are trusted as well.
+    #[serde(default)]
+    pub amqp_ca_cert: Option<PathBuf>,
     /// Postgres (Supabase's connection string); required with a broker.
     #[serde(default)]
     pub database_url: Option<Secret>,
@@ -221,6 +227,21 @@ impl Secret {
     pub fn redacted(&self) -> String {
         redact_url(&self.0)
     }
+
+    /// `text` (a client library's error, say) with this URL and its password, as written and
+    /// as decoded, replaced by their redacted forms.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.replace(&self.0, &self.redacted());
+        if let Ok(url) = url::Url::parse(&self.0)
+            && let Some(password) = url.password().filter(|p| !p.is_empty())
+        {
+            let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+            for form in [decoded.as_ref(), password] {
+                out = out.replace(form, "***");
+            }
+        }
+        out
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -229,24 +250,70 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// `scheme://user:password@host/...` → `scheme://user:***@host/...`; anything else unchanged.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let authority_end = url[scheme_end..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| scheme_end + i);
-    let Some(at) = url[scheme_end..authority_end]
-        .rfind('@')
-        .map(|i| scheme_end + i)
-    else {
-        return url.to_string();
-    };
-    match url[scheme_end..at].find(':') {
-        Some(colon) => format!("{}:***{}", &url[..scheme_end + colon], &url[at..]),
-        None => url.to_string(),
+/// `scheme://user:password@host/...` → `scheme://user:***@host/...`, read by a URL parser; text
+/// that is no URL shows only its scheme, since where its password ends cannot be known.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                // Cannot fail: a URL with a password has a host.
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => match raw.split_once("://") {
+            Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                format!("{scheme}://***")
+            }
+            _ => "***".to_string(),
+        },
     }
+}
+
+/// Parses a service URL (AMQP_URL, DATABASE_URL) with a real URL parser and returns it in the
+/// parser's own spelling, so that every client reads the same user, password and host: a raw
+/// `@` in the password becomes `%40`. The error never quotes the URL.
+fn service_url(raw: &str, name: &str, schemes: &[&str]) -> Result<Secret, ConfigError> {
+    let bad = |why: String| {
+        ConfigError::Invalid(format!(
+            "{name} is not a valid {} URL: {why} (a password holding `#`, `/`, `?` or `%` must be \
+             percent-encoded: `#` is %23, `/` %2F, `?` %3F, `%` %25)",
+            schemes.join(" or ")
+        ))
+    };
+    let raw = raw.trim();
+    // The parser lets a stray `%` through; a client would decode `%41` in a password as `A`.
+    let bytes = raw.as_bytes();
+    let stray = bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if stray {
+        return Err(bad("a `%` is not followed by two hex digits".into()));
+    }
+    let url = url::Url::parse(raw).map_err(|e| bad(e.to_string()))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(bad(format!(
+            "it must start with {}",
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )));
+    }
+    if url.scheme().starts_with("amqp") && url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it names no host".into()));
+    }
+    if let Some(password) = url.password()
+        && percent_encoding::percent_decode_str(password)
+            .decode_utf8()
+            .is_err()
+    {
+        return Err(bad("its password is not valid percent-encoded UTF-8".into()));
+    }
+    Ok(Secret::new(url.to_string()))
 }
 
 fn default_min_utterance_ms() -> u64 {
@@ -305,6 +372,17 @@ impl Settings {
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut settings = settings;
+        if let Some(url) = &settings.amqp_url {
+            settings.amqp_url = Some(service_url(url.expose(), "AMQP_URL", &["amqp", "amqps"])?);
+        }
+        if let Some(url) = &settings.database_url {
+            settings.database_url = Some(service_url(
+                url.expose(),
+                "DATABASE_URL",
+                &["postgres", "postgresql"],
+            )?);
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -329,17 +407,7 @@ impl Settings {
         if self.voice_onnx_threads == Some(0) {
             return bad("VOICE_ONNX_THREADS must be at least 1");
         }
-        // Checked here so that no client library ever quotes a malformed URL (and its password).
-        if self.amqp_url.as_ref().is_some_and(|u| {
-            !u.expose().starts_with("amqp://") && !u.expose().starts_with("amqps://")
-        }) {
-            return bad("AMQP_URL must be an amqp:// or amqps:// URL");
-        }
-        if self.database_url.as_ref().is_some_and(|u| {
-            !u.expose().starts_with("postgres://") && !u.expose().starts_with("postgresql://")
-        }) {
-            return bad("DATABASE_URL must be a postgres:// or postgresql:// URL");
-        }
+        self.broker()?;
         if !["local", "assemblyai"].contains(&self.voice_diarizer.as_str()) {
             return bad("VOICE_DIARIZER must be `local` or `assemblyai`");
         }
@@ -462,6 +530,31 @@ impl Settings {
             self.discord_webhook_url.as_ref(),
             self.monitoring_webhook_url.as_ref(),
         )
+    }
+
+    /// The broker to connect to (AMQP_URL), with AMQP_CA_CERT's certificates; `None` without
+    /// AMQP_URL (standalone mode).
+    pub fn broker(&self) -> Result<Option<BrokerConfig>, ConfigError> {
+        let Some(url) = &self.amqp_url else {
+            if self.amqp_ca_cert.is_some() {
+                return Err(ConfigError::Invalid(
+                    "AMQP_CA_CERT is set but AMQP_URL is not".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut broker = BrokerConfig::new(url.clone());
+        if let Some(path) = &self.amqp_ca_cert {
+            if !url.expose().starts_with("amqps://") {
+                return Err(ConfigError::Invalid(
+                    "AMQP_CA_CERT is set but AMQP_URL is not an amqps:// URL".into(),
+                ));
+            }
+            broker = broker
+                .with_ca_cert(path)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        Ok(Some(broker))
     }
 
     /// The `/health` limits.
@@ -600,6 +693,100 @@ mod tests {
             redact_url("postgres://u:p@ss@h/db?x=@"),
             "postgres://u:***@h/db?x=@"
         );
+        assert_eq!(redact_url("amqp://u:ab#cd@h:5673/"), "amqp://***");
+        assert_eq!(redact_url("not a url: pw"), "***");
+    }
+
+    /// Whatever the password holds, a URL either loads (percent-encoded, in one spelling every
+    /// client reads alike) or exits at load naming the variable, never quoting the password.
+    #[test]
+    fn service_urls_are_parsed_and_never_quoted() {
+        for (raw, password) in [
+            ("amqp://guest:ab#cd@host:5673/", "ab#cd"),
+            ("amqp://guest:a/b@host/", "a/b"),
+            ("amqp://guest:a?b@host/", "a?b"),
+            ("amqp://guest:50%@host/", "50%"),
+            ("amqp://guest:pw@", "pw"),
+            ("http://guest:pw9@host/", "pw9"),
+            ("amqp://guest:pw7@ho st/", "pw7"),
+        ] {
+            let e = Settings::load_from(None, env(&[("AMQP_URL", raw)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("AMQP_URL") && !e.contains(password),
+                "{raw}: {e}"
+            );
+            let e = Settings::load_from(
+                None,
+                env(&[("DATABASE_URL", &raw.replace("amqp", "postgres"))]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("DATABASE_URL") && !e.contains(password),
+                "{raw}: {e}"
+            );
+        }
+        // A raw `@` is the parser's to place: the last one ends the user info.
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("AMQP_URL", "amqp://guest:p@ss@mq:5672/%2f"),
+                (
+                    "DATABASE_URL",
+                    "postgres://app:p@ss@db:5432/voice?sslmode=require",
+                ),
+            ]),
+        )
+        .unwrap();
+        let amqp = s.amqp_url.unwrap();
+        assert_eq!(amqp.expose(), "amqp://guest:p%40ss@mq:5672/%2f");
+        assert_eq!(amqp.redacted(), "amqp://guest:***@mq:5672/%2f");
+        let db = s.database_url.unwrap();
+        assert_eq!(
+            db.expose(),
+            "postgres://app:p%40ss@db:5432/voice?sslmode=require"
+        );
+        assert_eq!(
+            db.scrub("password p@ss for postgres://app:p%40ss@db:5432/voice?sslmode=require"),
+            "password *** for postgres://app:***@db:5432/voice?sslmode=require"
+        );
+        // Percent-encoded specials load as they are.
+        let s = Settings::load_from(None, env(&[("AMQP_URL", "amqps://u:a%23b%2Fc%25d@mq/v")]))
+            .unwrap();
+        assert_eq!(s.amqp_url.unwrap().expose(), "amqps://u:a%23b%2Fc%25d@mq/v");
+    }
+
+    #[test]
+    fn the_broker_ca_needs_an_amqps_url_and_a_certificate() {
+        let dir = std::env::temp_dir().join(format!("cfg-test-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ca.pem");
+        std::fs::write(&file, "no certificate here").unwrap();
+        let ca = file.to_string_lossy().into_owned();
+        let e = Settings::load_from(
+            None,
+            env(&[("AMQP_URL", "amqps://mq/"), ("AMQP_CA_CERT", &ca)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("AMQP_CA_CERT") && e.contains("no certificate"),
+            "{e}"
+        );
+        let e = Settings::load_from(
+            None,
+            env(&[("AMQP_URL", "amqp://mq/"), ("AMQP_CA_CERT", &ca)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("amqps://"), "{e}");
+        let e = Settings::load_from(None, env(&[("AMQP_CA_CERT", &ca)]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("AMQP_URL"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -75,7 +75,7 @@ fn task(job: &str, i: usize) -> ClipTask {
 
 async fn publish() {
     let services = Services::new("bench_publish");
-    let url = Secret::new(services.amqp_url());
+    let url = shared::queue::BrokerConfig::new(Secret::new(services.amqp_url()));
     let store = Store::connect(&Secret::new(services.database_url()), None).expect("store");
     store.migrate().await.expect("migrate");
     // Declare the topology once, as a running worker would have.
@@ -151,7 +151,7 @@ fn result(job: &str, i: usize) -> ClipResult {
 
 async fn reducer() {
     let services = Services::new("bench_reducer");
-    let url = Secret::new(services.amqp_url());
+    let url = shared::queue::BrokerConfig::new(Secret::new(services.amqp_url()));
     let store = Store::connect(&Secret::new(services.database_url()), None).expect("store");
     store.migrate().await.expect("migrate");
     let job = "bench-reducer";

@@ -331,7 +331,8 @@ fn with_broker<T>(services: &Services, f: impl AsyncFnOnce(&Broker) -> T) -> T {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let url = shared::config::Secret::new(services.amqp_url());
+        let url =
+            shared::queue::BrokerConfig::new(shared::config::Secret::new(services.amqp_url()));
         let broker = Broker::connect(&url, "it").await.unwrap();
         let out = f(&broker).await;
         broker.close().await;

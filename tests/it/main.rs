@@ -11,6 +11,7 @@ mod drive;
 mod enrollment;
 mod eval;
 mod frontend;
+mod hardening;
 mod operations;
 mod parity;
 mod report;

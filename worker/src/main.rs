@@ -40,7 +40,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         Ok(settings) => settings,
         Err(code) => return Ok(code),
     };
-    let Some(amqp_url) = settings.amqp_url.clone() else {
+    let Ok(Some(broker)) = settings.broker() else {
         return Ok(usage(
             "the worker consumes clip tasks from RabbitMQ: set AMQP_URL \
              (without a broker, `dispatcher run` processes clips in one process)",
@@ -88,7 +88,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let prior = settings.prior(&manifest);
-    let mut service = WorkerService::new(amqp_url, source, store, processor, prior, prefetch);
+    let mut service = WorkerService::new(broker, source, store, processor, prior, prefetch);
     service.alerter = alerter.clone();
     if let Some(config) = settings.assemblyai() {
         tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");

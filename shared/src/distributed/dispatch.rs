@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use super::Shutdown;
-use crate::config::Secret;
 use crate::pipeline::ClipTask;
 use crate::queue::topology::CLIPS;
-use crate::queue::{Broker, BrokerError, Outgoing, encode, properties, task_headers};
+use crate::queue::{Broker, BrokerConfig, BrokerError, Outgoing, encode, properties, task_headers};
 use crate::source::{ClipSource, DateRange, SourceError};
 use crate::store::{JobRow, NewJob, Store, StoreError};
 
@@ -77,7 +76,7 @@ pub async fn plan(
 /// Returns how many were published. If some never could be, the job's total is cut to what
 /// was published (so the job can still close) and the error says how many are missing.
 pub async fn publish_job(
-    amqp_url: &Secret,
+    broker: &BrokerConfig,
     store: &Store,
     plan: &Plan,
     location: &str,
@@ -109,7 +108,7 @@ pub async fn publish_job(
     let mut last_error = String::new();
     let name = format!("voice-dispatcher-{}", std::process::id());
     for round in 0..PUBLISH_ROUNDS {
-        let broker = match Broker::connect_retrying(amqp_url, &name, Some(3)).await {
+        let broker = match Broker::connect_retrying(broker, &name, Some(3)).await {
             Ok(b) => b,
             Err(e) => {
                 last_error = e.to_string();

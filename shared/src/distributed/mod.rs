@@ -15,12 +15,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::Secret;
-use crate::queue::{Broker, BrokerError};
+use crate::queue::{Broker, BrokerConfig, BrokerError};
 
 /// Runs `session` on a connection until it returns `Ok` (a clean shutdown) or shutdown is
 /// asked for; when the broker goes away (`Err`) it connects again, with backoff, and goes on.
-async fn reconnecting<F, Fut>(url: &Secret, name: &str, shutdown: &Shutdown, mut session: F)
+async fn reconnecting<F, Fut>(url: &BrokerConfig, name: &str, shutdown: &Shutdown, mut session: F)
 where
     F: FnMut(Arc<Broker>) -> Fut,
     Fut: Future<Output = Result<(), BrokerError>>,

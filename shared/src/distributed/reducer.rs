@@ -14,15 +14,14 @@ use lapin::options::BasicAckOptions;
 
 use super::worker::CONNECTION_CHECK;
 use super::{Shutdown, poison, reconnecting};
-use crate::config::Secret;
 use crate::ops::{Alert, Alerter, Level, metrics};
 use crate::pipeline::ClipResult;
 use crate::queue::topology::RESULTS;
-use crate::queue::{Broker, BrokerError, decode};
+use crate::queue::{Broker, BrokerConfig, BrokerError, decode};
 use crate::store::{JobRow, Store};
 
 pub struct ReducerService {
-    pub amqp_url: Secret,
+    pub broker: BrokerConfig,
     pub store: Store,
     /// Results per transaction at most.
     pub batch: usize,
@@ -39,9 +38,9 @@ pub struct ReducerService {
 const TIMEOUT_SWEEP: Duration = Duration::from_secs(30);
 
 impl ReducerService {
-    pub fn new(amqp_url: Secret, store: Store) -> Self {
+    pub fn new(broker: BrokerConfig, store: Store) -> Self {
         Self {
-            amqp_url,
+            broker,
             store,
             batch: 1000,
             linger: Duration::from_millis(20),
@@ -55,7 +54,7 @@ impl ReducerService {
     /// times out jobs that run too long.
     pub async fn run(&self, shutdown: Shutdown) {
         let name = format!("voice-reducer-{}", std::process::id());
-        let consume = reconnecting(&self.amqp_url, &name, &shutdown, |broker| {
+        let consume = reconnecting(&self.broker, &name, &shutdown, |broker| {
             let (name, shutdown) = (name.clone(), shutdown.clone());
             async move { self.consume(&broker, &name, &shutdown).await }
         });

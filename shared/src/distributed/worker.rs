@@ -17,13 +17,13 @@ use tokio::task::JoinSet;
 
 use super::profiles::{Origin, ProfileError, Profiles};
 use super::{Shutdown, poison, reconnecting};
-use crate::config::Secret;
 use crate::matching::Prior;
 use crate::ops::{Alerter, enrollment_alert, metrics};
 use crate::pipeline::{ClipProcessor, ClipResult, ClipTask};
 use crate::queue::topology::{CLIPS, RESULTS, retry_queue};
 use crate::queue::{
-    Broker, BrokerError, Outgoing, decode, encode, properties, result_headers, task_headers,
+    Broker, BrokerConfig, BrokerError, Outgoing, decode, encode, properties, result_headers,
+    task_headers,
 };
 use crate::source::ClipSource;
 use crate::store::Store;
@@ -36,7 +36,7 @@ pub const CONNECTION_CHECK: Duration = Duration::from_secs(1);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct WorkerService {
-    pub amqp_url: Secret,
+    pub broker: BrokerConfig,
     pub source: Arc<dyn ClipSource>,
     pub processor: Arc<ClipProcessor>,
     /// Clips in flight (VOICE_PARALLEL_WORKERS): the consumer's prefetch.
@@ -61,7 +61,7 @@ impl WorkerService {
     /// `store` (DATABASE_URL) holds the roster and the enrolled profiles; without one, each
     /// worker enrolls from the source's own roster and keeps the profiles in memory.
     pub fn new(
-        amqp_url: Secret,
+        broker: BrokerConfig,
         source: Arc<dyn ClipSource>,
         store: Option<Store>,
         processor: ClipProcessor,
@@ -69,7 +69,7 @@ impl WorkerService {
         prefetch: u16,
     ) -> Self {
         Self {
-            amqp_url,
+            broker,
             profiles: Profiles::new(Arc::clone(&source), store, prior),
             source,
             processor: Arc::new(processor),
@@ -83,7 +83,7 @@ impl WorkerService {
     /// Consumes until `shutdown`, reconnecting to the broker whenever it goes away.
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let name = format!("voice-worker-{}", std::process::id());
-        reconnecting(&self.amqp_url, &name, &shutdown, |broker| {
+        reconnecting(&self.broker, &name, &shutdown, |broker| {
             let me = Arc::clone(&self);
             let (name, shutdown) = (name.clone(), shutdown.clone());
             async move { me.consume(&broker, &name, &shutdown).await }

@@ -1,6 +1,7 @@
 //! A connection to RabbitMQ with one publisher-confirm channel: every publish here returns only
 //! once the broker has taken the message (or said it cannot).
 
+use std::path::Path;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -8,9 +9,12 @@ use lapin::message::Delivery;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
 };
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use lapin::{Confirmation, PublisherConfirm};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use super::{CONTENT_TYPE, topology};
 use crate::config::Secret;
@@ -104,6 +108,55 @@ pub fn header_number(properties: &BasicProperties, key: &str) -> Option<i64> {
     }
 }
 
+/// Where the broker is: AMQP_URL, and for `amqps://` the extra CA certificates
+/// (AMQP_CA_CERT) trusted beside the system's roots.
+#[derive(Clone)]
+pub struct BrokerConfig {
+    pub url: Secret,
+    ca_pem: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("AMQP_CA_CERT {path}: {reason}")]
+pub struct CaCertError {
+    path: String,
+    reason: String,
+}
+
+impl BrokerConfig {
+    pub fn new(url: Secret) -> Self {
+        Self { url, ca_pem: None }
+    }
+
+    /// Trusts the CA certificates of the PEM file at `path` as well.
+    pub fn with_ca_cert(mut self, path: &Path) -> Result<Self, CaCertError> {
+        let bad = |reason: String| CaCertError {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no certificate in the file".into()));
+        }
+        self.ca_pem = Some(pem);
+        Ok(self)
+    }
+
+    pub fn redacted(&self) -> String {
+        self.url.redacted()
+    }
+
+    fn tls(&self) -> OwnedTLSConfig {
+        OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.ca_pem.clone(),
+        }
+    }
+}
+
 pub struct Broker {
     connection: Connection,
     publisher: Channel,
@@ -116,16 +169,21 @@ impl Broker {
         self.connection.status().connected() && self.publisher.status().connected()
     }
 
-    /// One attempt: connect, declare the topology, open the confirm channel.
-    pub async fn connect(url: &Secret, name: &str) -> Result<Self, BrokerError> {
+    /// One attempt: connect (TLS for `amqps://`, never plaintext), declare the topology, open
+    /// the confirm channel.
+    pub async fn connect(broker: &BrokerConfig, name: &str) -> Result<Self, BrokerError> {
+        let url = &broker.url;
         let connect_error = |source: lapin::Error| BrokerError::Connect {
             url: url.redacted(),
-            reason: source.to_string().replace(url.expose(), &url.redacted()),
+            reason: url.scrub(&source.to_string()),
         };
+        crate::http::install_tls_provider();
         let properties = ConnectionProperties::default().with_connection_name(name.into());
-        let connection = Connection::connect(url.expose(), properties)
-            .await
-            .map_err(connect_error)?;
+        let runtime = lapin::runtime::default_runtime().map_err(connect_error)?;
+        let connection =
+            Connection::connect_with_config(url.expose(), properties, broker.tls(), runtime)
+                .await
+                .map_err(connect_error)?;
         let publisher = connection.create_channel().await?;
         topology::declare(&publisher).await?;
         publisher
@@ -140,7 +198,7 @@ impl Broker {
     /// Connects, retrying with a growing delay (capped at 10 s) for as long as it takes, or
     /// `attempts` times; each failure is logged.
     pub async fn connect_retrying(
-        url: &Secret,
+        url: &BrokerConfig,
         name: &str,
         attempts: Option<usize>,
     ) -> Result<Self, BrokerError> {

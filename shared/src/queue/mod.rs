@@ -5,7 +5,10 @@ mod broker;
 mod message;
 pub mod topology;
 
-pub use broker::{Broker, BrokerError, Outgoing, header_number, header_text, properties, text};
+pub use broker::{
+    Broker, BrokerConfig, BrokerError, CaCertError, Outgoing, header_number, header_text,
+    properties, text,
+};
 pub use message::{CONTENT_TYPE, MessageError, SCHEMA_VERSION, decode, encode};
 
 use lapin::types::{AMQPValue, FieldTable};

@@ -1,0 +1,295 @@
+//! The production-hardening review's findings, each reproduced against the real RabbitMQ and
+//! Postgres: TLS to the broker and the database, URLs with any password, job counts under two
+//! reducers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use it::{Child, Services, TempDir, binary, free_port, ort_library, root};
+use shared::config::Secret;
+use shared::queue::{Broker, BrokerConfig};
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a server certificate it signed for `localhost` and 127.0.0.1, made now, readable
+/// by the broker's own user: (ca.pem, server.pem, server.key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=voice-test-ca",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &p("server.key"),
+        "-out",
+        &p("server.csr"),
+    ]);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("server.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p("ext"),
+        "-out",
+        &p("server.pem"),
+    ]);
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+fn rabbitmqctl_eval(expression: &str) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(["eval", expression])
+        .output()
+        .unwrap_or_else(|e| panic!("rabbitmqctl: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success(), "{expression}: {text}");
+    text
+}
+
+/// A TLS listener added to the running broker for one test, removed when dropped.
+struct TlsListener(u16);
+
+impl TlsListener {
+    fn start(cert: &Path, key: &Path) -> Self {
+        let port = free_port();
+        let started = rabbitmqctl_eval(&format!(
+            "rabbit_networking:start_ssl_listener({port}, [{{certfile,\"{}\"}}, {{keyfile,\"{}\"}}, \
+             {{versions,['tlsv1.2','tlsv1.3']}}], 1).",
+            cert.display(),
+            key.display()
+        ));
+        assert_eq!(started, "ok", "the broker's TLS listener did not start");
+        Self(port)
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args([
+                "eval",
+                &format!("rabbit_networking:stop_tcp_listener({}).", self.0),
+            ])
+            .output();
+    }
+}
+
+/// `(vhost, ssl)` of every client connection the broker holds now.
+fn connections() -> Vec<(String, String)> {
+    let out = Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "list_connections",
+            "--no-table-headers",
+            "vhost",
+            "ssl",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.to_string(), f.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// `amqps://` is TLS, verified against the system's roots and AMQP_CA_CERT, or no connection at
+/// all: before, lapin was built without TLS and `amqps://` to the plaintext port connected.
+#[tokio::test]
+async fn amqps_is_verified_tls_or_no_connection() {
+    let services = Services::new("amqps");
+    let dir = TempDir::new("amqps");
+    let (ca, cert, key) = certificates(dir.path());
+    let listener = TlsListener::start(&cert, &key);
+    let url = format!(
+        "amqps://guest:guest@localhost:{}/{}",
+        listener.0, services.vhost
+    );
+
+    let trusted = BrokerConfig::new(Secret::new(&url))
+        .with_ca_cert(&ca)
+        .unwrap();
+    let broker = Broker::connect(&trusted, "it-tls").await.unwrap();
+    let held = connections();
+    assert!(
+        held.contains(&(services.vhost.clone(), "true".into())),
+        "no TLS connection on the test's vhost: {held:?}"
+    );
+    assert!(
+        !held.contains(&(services.vhost.clone(), "false".into())),
+        "{held:?}"
+    );
+    broker.close().await;
+
+    // Not signed by a CA it trusts: refused.
+    let e = Broker::connect(&BrokerConfig::new(Secret::new(&url)), "it-tls")
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("issuer"),
+        "{e}"
+    );
+    assert!(!e.contains("guest:guest"), "{e}");
+
+    // `amqps://` at the plaintext port: an error, never a plaintext connection.
+    let plain = format!("amqps://guest:guest@localhost:5672/{}", services.vhost);
+    let config = BrokerConfig::new(Secret::new(&plain))
+        .with_ca_cert(&ca)
+        .unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(20), Broker::connect(&config, "it-tls"))
+        .await
+        .map_or(true, |r| r.is_err());
+    assert!(refused, "amqps:// reached the plaintext listener");
+    assert!(
+        connections()
+            .iter()
+            .all(|(vhost, _)| vhost != &services.vhost),
+        "{:?}",
+        connections()
+    );
+
+    // The services take AMQP_CA_CERT: `dispatcher validate` passes the broker check over TLS.
+    let out = Command::new(binary("dispatcher"))
+        .args(["validate", "--json"])
+        .current_dir(root())
+        .env("AMQP_URL", &url)
+        .env("AMQP_CA_CERT", &ca)
+        .env("DATABASE_URL", services.database_url())
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env_remove("VOICE_MODEL")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let broker_check = report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "broker")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(broker_check["ok"], true, "{report}");
+    assert!(
+        broker_check["detail"]
+            .to_string()
+            .contains("amqps://guest:***@"),
+        "{broker_check}"
+    );
+}
+
+/// Passwords with `#`, `/`, `?` or `%` (not percent-encoded) make a malformed URL: every service
+/// exits 2 at once, naming the variable and not the password. Before, a raw `#` showed the
+/// password in every "broker not reachable" line of a process that retried forever.
+#[test]
+fn a_malformed_broker_or_database_url_exits_2_without_the_password() {
+    for (variable, url, password) in [
+        ("AMQP_URL", "amqp://guest:k9w#cd@127.0.0.1:5673/", "k9w"),
+        ("AMQP_URL", "amqp://guest:v8x/y9@127.0.0.1:5673/", "v8x"),
+        ("AMQP_URL", "amqp://guest:j3q?r7@127.0.0.1:5673/", "j3q"),
+        ("AMQP_URL", "amqp://guest:m5m%zz@127.0.0.1:5673/", "m5m"),
+        ("DATABASE_URL", "postgres://app:m5m%zz@127.0.0.1/db", "m5m"),
+        ("DATABASE_URL", "postgres://app:k9w#cd@127.0.0.1/db", "k9w"),
+    ] {
+        for bin in ["worker", "reducer", "dispatcher"] {
+            let mut command = Command::new(binary(bin));
+            command
+                .current_dir(root())
+                .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+                .env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+                .env(variable, url)
+                .env("ORT_DYLIB_PATH", ort_library());
+            if bin == "dispatcher" {
+                command.args(["run", it::DEMO_LOCATION, "2025-10-06"]);
+            }
+            let out = command.output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.status.code(), Some(2), "{bin} {variable}: {text}");
+            assert!(text.contains(variable), "{bin}: {text}");
+            assert!(!text.contains(password), "{bin} shows `{password}`: {text}");
+        }
+    }
+}
+
+/// A well-formed password holding `@`, `/`, `#` and `%` (percent-encoded) never reaches a log
+/// line of a service retrying an unreachable broker, in either spelling.
+#[test]
+fn an_unreachable_broker_is_logged_without_the_password() {
+    let services = Services::new("amqp_password");
+    let dir = TempDir::new("amqp-password");
+    let port = free_port();
+    let url = format!("amqp://guest:p%40ss%2Fw%23rd%2542@127.0.0.1:{port}/");
+    let mut command = Command::new(binary("reducer"));
+    command
+        .current_dir(root())
+        .env("AMQP_URL", &url)
+        .env("DATABASE_URL", services.database_url())
+        .env("RUST_LOG", "debug");
+    let mut reducer = Child::spawn(command, dir.path().join("reducer.log"));
+    std::thread::sleep(Duration::from_secs(3));
+    reducer.signal("TERM");
+    reducer.wait_for_exit(Duration::from_secs(20));
+    let log = reducer.log_text();
+    assert!(log.contains("broker not reachable"), "{log}");
+    for form in ["p%40ss%2Fw%23rd%2542", "p@ss/w#rd%42", "p@ss", "rd%2542"] {
+        assert!(!log.contains(form), "`{form}` in the log: {log}");
+    }
+}
