@@ -562,6 +562,19 @@ pub async fn fake_assemblyai(latency: std::time::Duration, silent: bool) -> wire
 }
 
 /// A port nothing listens on now (for a service's `--health-check-port`).
+/// Runs `openssl` (certificates made at test time); panics with its message when it fails.
+pub fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

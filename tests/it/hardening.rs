@@ -6,21 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use it::{Child, Services, TempDir, binary, free_port, ort_library, root};
+use it::{Child, Services, TempDir, binary, free_port, openssl, ort_library, root};
 use shared::config::Secret;
 use shared::queue::{Broker, BrokerConfig};
-
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A CA and a server certificate it signed for `localhost` and 127.0.0.1, made now, readable
 /// by the broker's own user: (ca.pem, server.pem, server.key).
@@ -292,4 +280,86 @@ fn an_unreachable_broker_is_logged_without_the_password() {
     for form in ["p%40ss%2Fw%23rd%2542", "p@ss/w#rd%42", "p@ss", "rd%2542"] {
         assert!(!log.contains(form), "`{form}` in the log: {log}");
     }
+}
+
+/// This machine's first address off the loopback interface: a database there is "across the
+/// network" as far as the store can tell.
+fn outside_address() -> std::net::IpAddr {
+    let out = Command::new("hostname").arg("-I").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .find(|a| a.is_ipv4() && !a.is_loopback())
+        .unwrap_or_else(|| panic!("this test needs an address off the loopback interface"))
+}
+
+/// A server that answers Postgres's TLS request with "no" (`N`), as a plaintext-only server or
+/// a downgrading middlebox does, and records every byte the client sends after that.
+fn refusing_tls_server(ip: std::net::IpAddr) -> (u16, std::sync::mpsc::Receiver<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut request = [0u8; 8];
+        if stream.read_exact(&mut request).is_err() {
+            return;
+        }
+        // SSLRequest: length 8, code 80877103.
+        let asked_tls = request[4..] == 80_877_103u32.to_be_bytes();
+        let _ = stream.write_all(if asked_tls { b"N" } else { b"" });
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut after = Vec::new();
+        let _ = stream.read_to_end(&mut after);
+        let mut seen = if asked_tls {
+            Vec::new()
+        } else {
+            request.to_vec()
+        };
+        seen.extend(after);
+        let _ = tx.send(seen);
+    });
+    (port, rx)
+}
+
+/// A database across the network with no `sslmode` in its URL must speak TLS, and a given CA
+/// means TLS is required: neither falls back to sending the login in plaintext. Before, the
+/// default `prefer` carried on in plaintext when the server (or a middlebox) said no.
+#[tokio::test]
+async fn the_store_never_falls_back_to_plaintext_across_the_network_or_with_a_ca() {
+    use shared::store::Store;
+    const PASSWORD: &str = "pg-planted-9f3e";
+    let ip = outside_address();
+    let dir = TempDir::new("pg-tls");
+    let (ca, _, _) = certificates(dir.path());
+    for (host, ca) in [
+        (ip, None),
+        (std::net::IpAddr::from([127, 0, 0, 1]), Some(ca.as_path())),
+    ] {
+        let (port, sent) = refusing_tls_server(host);
+        let url = Secret::new(format!("postgres://app:{PASSWORD}@{host}:{port}/voice"));
+        let store = Store::connect(&url, ca).unwrap();
+        let e = store.ping().await.unwrap_err().to_string();
+        assert!(!e.contains(PASSWORD), "{e}");
+        let after = sent
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&after).contains("app"),
+            "{host} with CA {ca:?}: the login went out in plaintext after the server refused TLS ({e})"
+        );
+    }
+    // Asked for in so many words, plaintext stays possible (a private network, a sidecar).
+    let (port, sent) = refusing_tls_server(ip);
+    let url = Secret::new(format!(
+        "postgres://app:{PASSWORD}@{ip}:{port}/voice?sslmode=disable"
+    ));
+    let _ = Store::connect(&url, None).unwrap().ping().await;
+    let first = sent
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_default();
+    assert!(String::from_utf8_lossy(&first).contains("app"), "{first:?}");
 }

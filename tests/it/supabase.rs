@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use it::{DEMO_LOCATION, Services, TempDir, binary, root};
+use it::{DEMO_LOCATION, Services, TempDir, binary, openssl, root};
 use shared::config::Secret;
 use shared::distributed::profiles::{Origin, ProfileError, Profiles};
 use shared::pipeline::{BatcherHandle, spawn_batcher};
@@ -19,18 +19,6 @@ fn tls_url(services: &Services) -> String {
         "postgres://postgres:{PASSWORD}@localhost:5432/{}?sslmode=require",
         services.database
     )
-}
-
-fn openssl(args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test]

@@ -139,7 +139,8 @@ impl Store {
     /// TLS as the URL's `sslmode` says; `ca_cert` (DATABASE_CA_CERT) makes it verified.
     pub fn connect(url: &Secret, ca_cert: Option<&Path>) -> Result<Self, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url.expose())
-            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+            .map_err(|e| StoreError::BadUrl(url.scrub(&e.to_string())))?;
+        tls::settle_mode(&mut config, url, ca_cert.is_some());
         config
             .application_name("voice-diarization")
             .connect_timeout(Duration::from_secs(5));

@@ -1,7 +1,8 @@
 //! TLS to Postgres with rustls (Supabase requires it; a local server may not offer it).
 //!
-//! tokio-postgres negotiates by the URL's `sslmode`: `prefer` (the default) uses TLS when the
-//! server offers it, `require` insists, `disable` never asks. With `DATABASE_CA_CERT` the
+//! tokio-postgres negotiates by the URL's `sslmode`: `prefer` uses TLS when the server offers
+//! it, `require` insists, `disable` never asks. Where the URL names no `sslmode` and the server is
+//! not on this machine, or where a CA is given, [`settle_mode`] makes it `require`. With `DATABASE_CA_CERT` the
 //! server's certificate must chain to that CA and name the host. Without it the connection is
 //! encrypted but the server is not authenticated, as libpq does for `sslmode=require` — what
 //! Supabase's connection strings ask for, since its certificates come from its own CA.
@@ -14,9 +15,47 @@ use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signat
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::{Config, Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::config::Secret;
+
 use super::StoreError;
+
+/// TLS as a careful operator would set it where the URL leaves it open: a server across a
+/// network (any host not on this machine) must speak TLS unless the URL says `sslmode`, and a
+/// given CA means TLS is required, never a quiet fallback to plaintext. Once per process it
+/// warns where the server goes unauthenticated.
+pub fn settle_mode(config: &mut Config, url: &Secret, verified: bool) {
+    let explicit =
+        url::Url::parse(url.expose()).is_ok_and(|u| u.query_pairs().any(|(k, _)| k == "sslmode"));
+    let remote = config.get_hosts().iter().any(|host| match host {
+        Host::Tcp(name) => !is_loopback(name),
+        Host::Unix(_) => false,
+    });
+    if config.get_ssl_mode() == SslMode::Prefer && ((remote && !explicit) || verified) {
+        config.ssl_mode(SslMode::Require);
+    }
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if remote {
+        let mode = config.get_ssl_mode();
+        WARNED.call_once(|| {
+            if mode == SslMode::Disable {
+                tracing::warn!("DATABASE_URL says sslmode=disable: the database connection crosses the network unencrypted");
+            } else if !verified {
+                tracing::warn!("the database server's certificate is not verified: set DATABASE_CA_CERT to its CA (Supabase: dashboard → Database → SSL)");
+            }
+        });
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 pub fn connector(ca_cert: Option<&Path>) -> Result<MakeRustlsConnect, StoreError> {
     crate::http::install_tls_provider();
