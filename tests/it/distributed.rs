@@ -549,6 +549,73 @@ fn assemblyai_turns_through_the_distributed_pipeline() {
         .services
         .psql("SELECT DISTINCT error_kind FROM voice_clip_results WHERE status = 'failed'");
     assert_eq!(failed, "transcript_error");
+
+    // Every task again, as a redelivery after lost acks would bring them: each clip is already
+    // completed in its job, so it is acked without a download, an upload or a new transcript.
+    let calls = |server: &wiremock::MockServer| {
+        runtime
+            .block_on(server.received_requests())
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.method == wiremock::http::Method::POST)
+            .count()
+    };
+    let before = calls(&server);
+    let stamps =
+        "SELECT string_agg(updated_at::text, ',' ORDER BY clip_key) FROM voice_clip_results
+                  WHERE status <> 'failed'";
+    let stored_at = d.services.psql(stamps);
+    let job = d.services.psql("SELECT job_id FROM voice_jobs");
+    let source = shared::source::LocalSource::new(d.data.path());
+    let date = shared::source::CivilDate::parse(DATE).unwrap();
+    let clips = runtime
+        .block_on(shared::source::ClipSource::list_clips(
+            &source,
+            DEMO_LOCATION,
+            date,
+        ))
+        .unwrap();
+    let again: Vec<(Vec<u8>, u32)> = clips
+        .into_iter()
+        .map(|clip| {
+            let task = shared::pipeline::ClipTask {
+                job_id: job.clone(),
+                location_id: DEMO_LOCATION.into(),
+                clip,
+                attempt: 1,
+            };
+            (shared::queue::encode(&task).unwrap(), 1)
+        })
+        .collect();
+    assert_eq!(again.len(), 22);
+    publish_raw(&d.services, "voice.clips", &again);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while worker
+        .log_text()
+        .matches("already completed in this job")
+        .count()
+        < 20
+    {
+        assert!(Instant::now() < deadline, "{}", worker.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.services.assert_queues_drain();
+    // The two failed clips are tried again (their uploads are the only new calls).
+    let failed = d
+        .services
+        .psql("SELECT count(*) FROM voice_clip_results WHERE status = 'failed'");
+    let new_calls = calls(&server) - before;
+    assert!(
+        new_calls <= 3 * failed.parse::<usize>().unwrap(),
+        "{new_calls} new AssemblyAI calls"
+    );
+    assert_eq!(
+        d.services.psql(stamps),
+        stored_at,
+        "a completed result was written again"
+    );
+    assert_eq!(d.wait_for_job(Duration::from_secs(5)), d.expected_job());
+
     let logs = worker.log_text() + &stderr(&out);
     assert!(!logs.contains(KEY), "the API key leaked into the logs");
     let stored = d

@@ -363,3 +363,167 @@ async fn the_store_never_falls_back_to_plaintext_across_the_network_or_with_a_ca
         .unwrap_or_default();
     assert!(String::from_utf8_lossy(&first).contains("app"), "{first:?}");
 }
+
+fn clip_task(job: &str, i: usize) -> shared::pipeline::ClipTask {
+    let name = format!("till1_{i:08x}-0000-4000-8000-000000000000.wav");
+    shared::pipeline::ClipTask {
+        job_id: job.into(),
+        location_id: it::DEMO_LOCATION.into(),
+        clip: shared::source::ClipRef {
+            key: format!("{}/2025-10-06/{name}", it::DEMO_LOCATION),
+            location: format!("/data/{name}"),
+            name,
+            date: "2025-10-06".into(),
+            transaction_id: None,
+            size: 1000,
+            version: format!("1000-{i}"),
+        },
+        attempt: 1,
+    }
+}
+
+async fn new_job(store: &shared::store::Store, job: &str, total: i32) {
+    store
+        .create_job(&shared::store::NewJob {
+            job_id: job,
+            location_id: it::DEMO_LOCATION,
+            date_from: "2025-10-06",
+            date_to: "2025-10-06",
+            total,
+            skipped: 0,
+        })
+        .await
+        .unwrap();
+}
+
+/// Two reducers storing the last two results of one job at the same moment: each recount must
+/// see the other's row, so the job ends `completed` with both. The job's row is held by a third
+/// session until both writes are waiting on it, which forces the interleaving every time.
+/// Before, each recount counted from a snapshot without the other's uncommitted row, and the
+/// job stuck at `running` with one result short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reducers_closing_one_job_at_once_count_both_results() {
+    use shared::pipeline::ClipResult;
+    use shared::store::Store;
+    let services = Services::new("recount");
+    let url = Secret::new(services.database_url());
+    let (a, b) = (
+        Store::connect(&url, None).unwrap(),
+        Store::connect(&url, None).unwrap(),
+    );
+    a.migrate().await.unwrap();
+    for round in 0..3 {
+        let job = format!("job-recount-{round}");
+        new_job(&a, &job, 2).await;
+        let holder = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &services.database, "-c"])
+            .arg(format!(
+                "BEGIN; SELECT 1 FROM voice_jobs WHERE job_id = '{job}' FOR UPDATE; SELECT pg_sleep(60); COMMIT;"
+            ))
+            .env("PGAPPNAME", "it-holder")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut holder = scopeguard(holder);
+        wait_for(
+            &services,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'it-holder' AND query LIKE '%pg_sleep%'",
+            "1",
+        );
+        let results: Vec<ClipResult> = (0..2)
+            .map(|i| ClipResult::failed(&clip_task(&job, i), "m", "internal", "x".into()))
+            .collect();
+        let (ra, rb) = (results[..1].to_vec(), results[1..].to_vec());
+        let (sa, sb) = (a.clone(), b.clone());
+        let wa = tokio::spawn(async move { sa.write_results(&ra).await });
+        let wb = tokio::spawn(async move { sb.write_results(&rb).await });
+        wait_for(
+            &services,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'voice-diarization' AND wait_event_type = 'Lock'",
+            "2",
+        );
+        services.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'it-holder'");
+        let _ = holder.0.wait();
+        wa.await.unwrap().unwrap();
+        wb.await.unwrap().unwrap();
+        assert_eq!(
+            services.psql(&format!(
+                "SELECT status, done FROM voice_jobs WHERE job_id = '{job}'"
+            )),
+            "completed|2",
+            "round {round}"
+        );
+    }
+}
+
+/// Polls `sql` (a count) until it answers `want`, for up to 20 s.
+fn wait_for(services: &Services, sql: &str, want: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = services.psql(sql);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{sql}: {got}, not {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Guarded(std::process::Child);
+
+fn scopeguard(child: std::process::Child) -> Guarded {
+    Guarded(child)
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A late `failed` copy of a clip's result (a retry that lost a race with the try that
+/// succeeded, a redelivery after a crash) never replaces the completed result of the same job,
+/// in a later batch or in the same one. A later job's result still replaces an earlier job's.
+#[tokio::test]
+async fn a_late_failed_duplicate_never_replaces_a_completed_result() {
+    use shared::matching::ClipStatus;
+    use shared::pipeline::ClipResult;
+    use shared::store::Store;
+    let services = Services::new("late_failed");
+    let store = Store::connect(&Secret::new(services.database_url()), None).unwrap();
+    store.migrate().await.unwrap();
+    new_job(&store, "job-late", 2).await;
+    let completed = |i| {
+        let mut r = ClipResult::failed(&clip_task("job-late", i), "m", "x", String::new());
+        (r.status, r.error, r.error_kind) = (ClipStatus::NoMatch, None, None);
+        r
+    };
+    let late = |i| ClipResult::failed(&clip_task("job-late", i), "m", "download", "late".into());
+
+    store.write_results(&[completed(0)]).await.unwrap();
+    store.write_results(&[late(0)]).await.unwrap();
+    store.write_results(&[completed(1), late(1)]).await.unwrap();
+    assert_eq!(
+        services.psql("SELECT string_agg(status, ',' ORDER BY clip_key) FROM voice_clip_results"),
+        "no_match,no_match"
+    );
+    assert_eq!(
+        services.psql("SELECT status, done, failed FROM voice_jobs WHERE job_id = 'job-late'"),
+        "completed|2|0"
+    );
+
+    // A job started later (a --force re-run) replaces the result, whatever its status.
+    new_job(&store, "job-later", 1).await;
+    let rerun = ClipResult::failed(&clip_task("job-later", 0), "m", "download", "gone".into());
+    store.write_results(&[rerun]).await.unwrap();
+    assert_eq!(
+        services.psql("SELECT job_id, status FROM voice_clip_results ORDER BY clip_key LIMIT 1"),
+        "job-later|failed"
+    );
+}

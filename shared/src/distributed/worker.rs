@@ -42,6 +42,8 @@ pub struct WorkerService {
     /// Clips in flight (VOICE_PARALLEL_WORKERS): the consumer's prefetch.
     pub prefetch: u16,
     pub profiles: Profiles,
+    /// Where a redelivered task learns that its clip is already done (DATABASE_URL).
+    store: Option<Store>,
     /// Speaker turns from AssemblyAI instead of the local diarizer.
     pub transcriber: Option<Arc<AssemblyAi>>,
     /// Delete each transcript from AssemblyAI once its result is with the broker.
@@ -70,7 +72,8 @@ impl WorkerService {
     ) -> Self {
         Self {
             broker,
-            profiles: Profiles::new(Arc::clone(&source), store, prior),
+            profiles: Profiles::new(Arc::clone(&source), store.clone(), prior),
+            store,
             source,
             processor: Arc::new(processor),
             prefetch: prefetch.max(1),
@@ -174,6 +177,9 @@ impl WorkerService {
             Ok(task) => task,
             Err(e) => return poison::settle(broker, delivery, CLIPS, &e).await,
         };
+        if self.already_completed(&task).await {
+            return Ok(());
+        }
         let model = self.processor.batcher.manifest().id.clone();
         let started = std::time::Instant::now();
         let result = match self.run_task(&task).await {
@@ -211,6 +217,29 @@ impl WorkerService {
             tracing::warn!(transcript = %transcript.id, error = %e, "could not delete the transcript from AssemblyAI");
         }
         Ok(())
+    }
+
+    /// Whether this job already stored a completed result for the clip: a redelivery (after a
+    /// lost ack, a worker killed after publishing) is then acked as it is, without downloading,
+    /// processing or paying AssemblyAI again. When the store cannot say, the clip is done again;
+    /// the reducer's upsert keeps that harmless.
+    async fn already_completed(&self, task: &ClipTask) -> bool {
+        let Some(store) = &self.store else {
+            return false;
+        };
+        match store.completed_in_job(&task.job_id, &task.clip.key).await {
+            Ok(done) => {
+                if done {
+                    tracing::info!(clip = %task.clip.key, job = %task.job_id, "already completed in this job: acked without doing it again");
+                    metrics().duplicates_skipped.inc();
+                }
+                done
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "could not ask the store whether the clip is done");
+                false
+            }
+        }
     }
 
     async fn run_task(&self, task: &ClipTask) -> Outcome {

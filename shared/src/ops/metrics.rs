@@ -28,6 +28,8 @@ pub struct Metrics {
     /// The best score of each decided speaker.
     pub match_scores: Histogram,
     pub results_stored: IntCounter,
+    /// Redelivered tasks whose clip the job had already completed: acked, not done again.
+    pub duplicates_skipped: IntCounter,
     pub memory_rss_bytes: IntGauge,
     pub gpu_memory_used_bytes: IntGauge,
     /// Messages waiting, by queue, as last seen by the dispatcher.
@@ -94,6 +96,10 @@ impl Metrics {
                 "results_stored_total",
                 "Clip results committed to Postgres",
             ))?,
+            duplicates_skipped: IntCounter::with_opts(opts(
+                "duplicate_tasks_skipped_total",
+                "Redelivered clip tasks already completed in their job, acked without redoing them",
+            ))?,
             memory_rss_bytes: IntGauge::with_opts(opts(
                 "memory_rss_bytes",
                 "Resident memory of this process",
@@ -121,6 +127,8 @@ impl Metrics {
         m.registry.register(Box::new(m.clip_seconds.clone()))?;
         m.registry.register(Box::new(m.match_scores.clone()))?;
         m.registry.register(Box::new(m.results_stored.clone()))?;
+        m.registry
+            .register(Box::new(m.duplicates_skipped.clone()))?;
         m.registry.register(Box::new(m.memory_rss_bytes.clone()))?;
         m.registry
             .register(Box::new(m.gpu_memory_used_bytes.clone()))?;

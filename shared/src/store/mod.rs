@@ -12,7 +12,7 @@ mod tls;
 
 pub use profiles::{Fingerprint, StoredProfile};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql, Type};
 
 use crate::config::Secret;
+use crate::matching::ClipStatus;
 use crate::pipeline::ClipResult;
 
 /// Applied in order, each once, under an advisory lock (several binaries start together).
@@ -286,6 +287,21 @@ impl Store {
             .collect()
     }
 
+    /// Whether `job` already stored a completed (not failed) result for the clip.
+    pub async fn completed_in_job(&self, job: &str, clip_key: &str) -> Result<bool, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(
+                "SELECT 1 FROM voice_clip_results
+                 WHERE clip_key = $1 AND job_id = $2 AND status <> 'failed'",
+                &[(&clip_key, Type::TEXT), (&job, Type::TEXT)],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     /// Upserts `results` by clip and recounts their jobs, in one transaction; returns the jobs
     /// touched, each with whether this write closed it. Writing the same results again
     /// changes nothing. A result never replaces one
@@ -297,13 +313,23 @@ impl Store {
         if results.is_empty() {
             return Ok(Vec::new());
         }
-        // One row per clip: ON CONFLICT cannot touch a row twice in one statement.
-        let mut seen = HashSet::new();
-        let unique: Vec<&ClipResult> = results
-            .iter()
-            .rev()
-            .filter(|r| seen.insert(r.clip_key.as_str()))
-            .collect();
+        // One row per clip (ON CONFLICT cannot touch a row twice in one statement): the last
+        // of a clip's results, except that a `failed` one never displaces a completed one of
+        // the same job (a late duplicate of a try that had already succeeded).
+        let mut chosen: HashMap<&str, &ClipResult> = HashMap::new();
+        for result in results {
+            let keep = chosen.get(result.clip_key.as_str()).is_some_and(|kept| {
+                kept.job_id == result.job_id
+                    && result.status == ClipStatus::Failed
+                    && kept.status != ClipStatus::Failed
+            });
+            if !keep {
+                chosen.insert(&result.clip_key, result);
+            }
+        }
+        // In clip order, so that two writers lock the rows they share in the same order.
+        let mut unique: Vec<&ClipResult> = chosen.into_values().collect();
+        unique.sort_by(|a, b| a.clip_key.cmp(&b.clip_key));
         // Serialised straight into the protocol buffer, with no JSON tree in between.
         let json = Json(&unique);
         let mut jobs: Vec<String> = unique.iter().map(|r| r.job_id.clone()).collect();
@@ -312,6 +338,11 @@ impl Store {
 
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // One writer per job at a time (two reducers share a job's results): each statement
+        // after the lock reads a snapshot that holds the other writer's committed rows, so no
+        // recount can miss them. In job order, so that two writers never wait on each other.
+        tx.query_typed(LOCK_JOBS, &[(&jobs, Type::TEXT_ARRAY)])
+            .await?;
         tx.query_typed(
             UPSERT_RESULTS,
             &[(&json as &(dyn ToSql + Sync), Type::JSONB)],
@@ -378,9 +409,13 @@ ON CONFLICT (clip_key) DO UPDATE SET
     timings_ms = EXCLUDED.timings_ms, transcript_id = EXCLUDED.transcript_id,
     transcript_text = EXCLUDED.transcript_text, utterances = EXCLUDED.utterances,
     updated_at = now()
-WHERE v.job_id = EXCLUDED.job_id
-   OR COALESCE((SELECT started_at FROM voice_jobs WHERE job_id = EXCLUDED.job_id), now())
-      >= COALESCE((SELECT started_at FROM voice_jobs WHERE job_id = v.job_id), '-infinity')";
+WHERE (v.job_id = EXCLUDED.job_id AND NOT (EXCLUDED.status = 'failed' AND v.status <> 'failed'))
+   OR (v.job_id <> EXCLUDED.job_id
+       AND COALESCE((SELECT started_at FROM voice_jobs WHERE job_id = EXCLUDED.job_id), now())
+           >= COALESCE((SELECT started_at FROM voice_jobs WHERE job_id = v.job_id), '-infinity'))";
+
+const LOCK_JOBS: &str =
+    "SELECT 1 FROM voice_jobs WHERE job_id = ANY($1) ORDER BY job_id FOR NO KEY UPDATE";
 
 const RECOUNT_JOBS: &str = "
 UPDATE voice_jobs j SET
