@@ -288,6 +288,31 @@ fn distributed_mode_needs_a_database_and_workers_to_match() {
     }
 }
 
+/// A job none of whose tasks reached the broker is `failed` with the broker's error, not
+/// `completed` with 0 of 0 (as it was: the total was cut to 0 first, which closed the job).
+#[test]
+fn a_job_with_nothing_published_is_failed() {
+    let d = Deployment::new("unpublished", 2);
+    let out = d
+        .command("dispatcher")
+        .env(
+            "AMQP_URL",
+            format!(
+                "amqp://guest:guest@127.0.0.1:{}/{}",
+                it::free_port(),
+                d.services.vhost
+            ),
+        )
+        .args(["run", DEMO_LOCATION, DATE, "--skip-validation"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let job = d
+        .services
+        .psql("SELECT status, total, done, error <> '' FROM voice_jobs");
+    assert_eq!(job, "failed|0|0|t", "{}", stderr(&out));
+}
+
 /// Reads the messages of `queue` (removing them) with their headers.
 fn drain_queue(services: &Services, queue: &str) -> Vec<(BTreeMap<String, String>, Vec<u8>)> {
     use lapin::options::BasicGetOptions;

@@ -158,12 +158,13 @@ pub async fn publish_job(
     if pending.is_empty() {
         return Ok(published);
     }
-    store
-        .set_job_total(job_id, i32::try_from(published).unwrap_or(i32::MAX))
-        .await?;
+    // Failed before the total is cut: a total of 0 would close the job as completed.
     if published == 0 {
         store.end_job(job_id, "failed", &last_error).await?;
     }
+    store
+        .set_job_total(job_id, i32::try_from(published).unwrap_or(i32::MAX))
+        .await?;
     Err(DispatchError::Incomplete {
         published,
         planned: plan.tasks.len(),
