@@ -42,9 +42,12 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
             "the reducer moves results from RabbitMQ to Postgres: set AMQP_URL and DATABASE_URL",
         ));
     };
-    let store = match Store::connect(&database_url, settings.database_ca_cert.as_deref()) {
-        Ok(store) => store,
-        Err(e) => return Ok(usage(&e.to_string())),
+    let connect = || Store::connect(&database_url, settings.database_ca_cert.as_deref());
+    // The readiness probe has its own connections: a busy or stuck write batch never makes
+    // the reducer look unready, and a probe never waits for a writer's connection.
+    let (store, probe) = match (connect(), connect()) {
+        (Ok(store), Ok(probe)) => (store, probe),
+        (Err(e), _) | (_, Err(e)) => return Ok(usage(&e.to_string())),
     };
     let alerter = match settings.alerter("reducer") {
         Ok(alerter) => alerter,
@@ -56,7 +59,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
             let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
             let health = Health::new("reducer", settings.limits())
                 .check("broker", broker_check())
-                .check("database", database_check(&store));
+                .check("database", database_check(&probe));
             let port = args.health_check_port;
             // Served while the database is awaited: the process is alive, just not ready.
             operate(health, port, alerter.clone(), &settings, shutdown.clone()).await;

@@ -1,14 +1,15 @@
 //! What the long-running binaries (worker, reducer) share at start: their flags, logging and
 //! settings. Exit codes: 0 after SIGTERM/SIGINT, 1 a fatal error, 2 bad settings.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Settings;
 use crate::distributed::Shutdown;
-use crate::ops::health::serve;
+use crate::ops::health::{API_FAILURE_WINDOW, serve, set_api_failures_in_window};
 use crate::ops::{Alert, Alerter, Health, Level, metrics, system};
 
 /// The flags of every service binary (DESIGN §3).
@@ -62,6 +63,7 @@ pub async fn operate(
     let limits = settings.limits();
     tokio::spawn(async move {
         let (mut memory_over, mut api_over) = (false, false);
+        let mut window = FailureWindow::new(API_FAILURE_WINDOW);
         loop {
             if let Some(rss) = system::rss_bytes() {
                 metrics()
@@ -90,21 +92,25 @@ pub async fn operate(
                     .gpu_memory_used_bytes
                     .set(i64::try_from(gpu.used_bytes).unwrap_or(i64::MAX));
             }
-            let failures = metrics().api_failures();
-            if limits.max_api_failures.is_some_and(|max| failures > max) && !api_over {
-                api_over = true;
+            let failures = window.record(Instant::now(), metrics().api_failures());
+            set_api_failures_in_window(failures);
+            let over = limits.max_api_failures.is_some_and(|max| failures > max);
+            if over && !api_over {
                 alerter
                     .send(&Alert {
                         event: "api_failures",
                         level: Level::Critical,
                         title: "voice diarization: API failures over MAX_API_FAILURES".into(),
                         text: format!(
-                            "{failures} calls to AssemblyAI or Google Drive failed after their retries"
+                            "{failures} calls to AssemblyAI or Google Drive failed after their retries in the last {} min",
+                            API_FAILURE_WINDOW.as_secs() / 60
                         ),
                         fields: Vec::new(),
                     })
                     .await;
             }
+            // Alerts again only after the rate has come back under the limit.
+            api_over = over;
             tokio::select! {
                 () = tokio::time::sleep(SAMPLE_EVERY) => {}
                 () = shutdown.wait() => return,
@@ -116,9 +122,61 @@ pub async fn operate(
 /// How often memory and API failures are looked at.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
+/// Failed calls within a sliding window, from samples of the ever-growing counter.
+struct FailureWindow {
+    span: Duration,
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl FailureWindow {
+    fn new(span: Duration) -> Self {
+        Self {
+            span,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Records the counter's value `total` at `now`; returns the failures since `now - span`.
+    fn record(&mut self, now: Instant, total: u64) -> u64 {
+        self.samples.push_back((now, total));
+        // Keep one sample at or before the window's start: the baseline to count from.
+        while self.samples.len() > 1
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(at, _)| now.duration_since(*at) >= self.span)
+        {
+            self.samples.pop_front();
+        }
+        let baseline = self.samples.front().map_or(total, |(_, t)| *t);
+        total.saturating_sub(baseline)
+    }
+}
+
 /// The async runtime the services run on.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_count_within_the_window_only() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut w = FailureWindow::new(Duration::from_secs(300));
+        assert_eq!(w.record(at(0), 0), 0);
+        assert_eq!(w.record(at(10), 11), 11);
+        assert_eq!(w.record(at(200), 15), 15);
+        // The 11 of the first minute leave the window; the 4 since stay.
+        assert_eq!(w.record(at(320), 15), 4);
+        assert_eq!(w.record(at(600), 15), 0);
+        // A process that starts with failures already counted (a restart) starts from them.
+        let mut w = FailureWindow::new(Duration::from_secs(300));
+        assert_eq!(w.record(at(0), 40), 0);
+    }
 }

@@ -691,3 +691,96 @@ fn drive_clips_through_assemblyai_to_postgres_with_the_expected_employees() {
     }
     services.assert_queues_drain();
 }
+
+/// Failing API calls are a windowed rate that warns and alerts, never a liveness failure: a
+/// worker whose Drive downloads keep failing stays healthy (200) and says why. Before, failures
+/// over MAX_API_FAILURES made `/health` 503 for the rest of the process's life, and the
+/// liveness probe restarted healthy workers in a loop.
+#[test]
+fn failing_api_calls_alert_but_never_fail_liveness() {
+    use it::{Child, Services, TempDir};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let drive = runtime.block_on(FakeDrive::start(tree(), 1000));
+    let (hook_runtime, hook) = it::webhook();
+    let services = Services::new("api_failures");
+    let data = TempDir::new("api-failures");
+    let port = it::free_port();
+    let mut command = services.command("worker", data.path());
+    command
+        .env("VOICE_SOURCE", "gdrive")
+        .env("GOOGLE_DRIVE_CREDENTIALS", &drive.key_json)
+        .env("GOOGLE_DRIVE_BASE_URL", drive.server.uri())
+        .env("VOICE_SAMPLES_FOLDER", "Cary Voice Samples")
+        .env("MAX_API_FAILURES", "1")
+        .env("MONITORING_WEBHOOK_URL", hook.uri())
+        .env_remove("DATABASE_URL")
+        .args(["--health-check-port", &port.to_string()]);
+    let worker = Child::spawn(command, data.path().join("worker.log"));
+    assert_eq!(it::http_get(port, "/health").0, 200);
+
+    // Three clips whose files Drive no longer has: three failed calls, over the limit of 1.
+    runtime.block_on(async {
+        let config = shared::queue::BrokerConfig::new(Secret::new(services.amqp_url()));
+        let broker = shared::queue::Broker::connect(&config, "it").await.unwrap();
+        for i in 0..3 {
+            let name = format!("till1_gone{i}.wav");
+            let task = shared::pipeline::ClipTask {
+                job_id: "job-gone".into(),
+                location_id: LOCATION.into(),
+                clip: shared::source::ClipRef {
+                    key: format!("{LOCATION}/2025-10-06/{name}"),
+                    name,
+                    date: "2025-10-06".into(),
+                    transaction_id: None,
+                    size: 100,
+                    version: format!("gone-{i}"),
+                    location: format!("clipGone{i:05}"),
+                },
+                attempt: 1,
+            };
+            let body = shared::queue::encode(&task).unwrap();
+            let properties =
+                shared::queue::properties(&format!("gone-{i}"), "job-gone", Default::default());
+            broker
+                .publish(shared::queue::Outgoing::to_queue(
+                    "voice.clips",
+                    &body,
+                    properties,
+                ))
+                .await
+                .unwrap();
+        }
+        broker.close().await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        let (code, body) = it::http_get(port, "/health");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if body["warnings"].as_array().is_some_and(|w| !w.is_empty()) {
+            break (code, body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no warning: {body}\n{}",
+            worker.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(health.0, 200, "{}", health.1);
+    assert_eq!(health.1["status"], "healthy");
+    assert!(
+        health.1["warnings"][0]
+            .to_string()
+            .contains("MAX_API_FAILURES"),
+        "{}",
+        health.1
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !it::alert_bodies(&hook_runtime, &hook)
+        .iter()
+        .any(|b| b["event"] == "api_failures")
+    {
+        assert!(Instant::now() < deadline, "no api_failures alert");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

@@ -62,7 +62,8 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
     let manifest = encoders.speakers.manifest().clone();
     tracing::info!(model = %encoders.describe(), "speaker model loaded");
     let diarizer = LocalDiarizer::for_model(encoders.windows_manifest());
-    let (batcher, _batcher_thread) = spawn_batcher(encoders).context("starting the batcher")?;
+    let (batcher, batcher_thread) = spawn_batcher(encoders).context("starting the batcher")?;
+    let batcher_thread = Arc::new(batcher_thread);
     let processor = ClipProcessor {
         batcher,
         diarizer,
@@ -73,7 +74,9 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         Ok(alerter) => alerter,
         Err(e) => return Ok(usage(&e.to_string())),
     };
-    let mut health = Health::new("worker", settings.limits()).check("broker", broker_check());
+    let mut health = Health::new("worker", settings.limits())
+        .alive("batcher", Box::new(move || !batcher_thread.is_finished()))
+        .check("broker", broker_check());
     if let Some(store) = &store {
         health = health.check("database", database_check(store));
     }

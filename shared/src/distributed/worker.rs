@@ -292,6 +292,14 @@ impl WorkerService {
             None => processor.process(&owned, clip.path(), &profiles),
         };
         match tokio::task::spawn_blocking(work).await {
+            // The model failing (ONNX Runtime, the batcher) says nothing about the clip: worth
+            // another try, on this worker or another, rather than a `failed` row.
+            Ok(result) if result.error_kind.as_deref() == Some("model") => Outcome::Transient(
+                "model",
+                result
+                    .error
+                    .unwrap_or_else(|| "the speaker model failed".into()),
+            ),
             Ok(result) => Outcome::Result(Box::new(result)),
             Err(e) => failed("internal", format!("clip processing stopped: {e}")),
         }

@@ -1,8 +1,14 @@
 //! `/health`, `/ready` and `/metrics` over HTTP (hyper), in the predecessor's shapes:
-//! `/health` `{status, issues, metrics, timestamp}`, `/ready` `{ready, checks: {...}}` with one
-//! boolean per configured dependency (`database`, `google_drive`, `assemblyai`, `broker`) and
-//! `gpu` (reported, never required), `/metrics` in Prometheus text. Nothing here can show a
-//! secret: the bodies are built from counters, booleans and fixed texts.
+//! `/health` `{status, issues, warnings, metrics, timestamp}`, `/ready` `{ready, checks: {...}}`
+//! with one boolean per configured dependency (`database`, `google_drive`, `assemblyai`,
+//! `broker`, the worker's `batcher`) and `gpu` (reported, never required), `/metrics` in
+//! Prometheus text. Nothing here can show a secret: the bodies are built from counters, booleans
+//! and fixed texts.
+//!
+//! `/health` is the liveness probe, so it fails only for what a restart cures: a thread of the
+//! process that died, or memory over MAX_MEMORY_GB. What the outside world does (a failing API, a
+//! database away) is for `/ready`, the metrics and the alerts; were it to fail liveness, the
+//! orchestrator would restart healthy workers in a loop.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,6 +33,23 @@ pub type Check = Box<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 
 /// A check that takes longer than this counts as failed: a probe must answer quickly.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `/ready` answers from its last look for this long: probes from several places (kubelet,
+/// a load balancer, an operator) then cost the dependencies one check, not one each.
+const READY_CACHE: Duration = Duration::from_secs(5);
+
+/// Liveness: `true` while a part of the process (a thread) is alive.
+pub type Alive = Box<dyn Fn() -> bool + Send + Sync>;
+
+static API_FAILURES_IN_WINDOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Set by the services' sampler: failed API calls within the last [`API_FAILURE_WINDOW`].
+pub fn set_api_failures_in_window(failures: u64) {
+    API_FAILURES_IN_WINDOW.store(failures, Ordering::Relaxed);
+}
+
+/// The window over which MAX_API_FAILURES counts failed calls.
+pub const API_FAILURE_WINDOW: Duration = Duration::from_secs(300);
 
 static BROKER_UP: AtomicBool = AtomicBool::new(false);
 
@@ -63,8 +86,10 @@ pub struct Limits {
 pub struct Health {
     service: &'static str,
     checks: Vec<(&'static str, Check)>,
+    alive: Vec<(&'static str, Alive)>,
     limits: Limits,
     started: Instant,
+    last_ready: tokio::sync::Mutex<Option<(Instant, bool, Value)>>,
 }
 
 impl Health {
@@ -72,8 +97,10 @@ impl Health {
         Self {
             service,
             checks: Vec::new(),
+            alive: Vec::new(),
             limits,
             started: Instant::now(),
+            last_ready: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -83,9 +110,20 @@ impl Health {
         self
     }
 
-    /// What is wrong now, in words (empty when healthy).
+    /// Adds a part of the process that must be alive: a liveness check, and a readiness one.
+    pub fn alive(mut self, name: &'static str, alive: Alive) -> Self {
+        self.alive.push((name, alive));
+        self
+    }
+
+    /// What a restart would cure, in words (empty when healthy).
     pub fn issues(&self) -> Vec<String> {
-        let mut issues = Vec::new();
+        let mut issues: Vec<String> = self
+            .alive
+            .iter()
+            .filter(|(_, alive)| !alive())
+            .map(|(name, _)| format!("the {name} thread has stopped"))
+            .collect();
         if let (Some(max), Some(rss)) = (self.limits.max_memory_bytes, system::rss_bytes())
             && rss > max
         {
@@ -95,15 +133,19 @@ impl Health {
                 gb(max)
             ));
         }
-        let failures = metrics().api_failures();
-        if let Some(max) = self.limits.max_api_failures
-            && failures > max
-        {
-            issues.push(format!(
-                "{failures} failed API calls, over MAX_API_FAILURES {max}"
-            ));
-        }
         issues
+    }
+
+    /// What is wrong outside the process: reported, alerted, never a reason to restart.
+    pub fn warnings(&self) -> Vec<String> {
+        let failures = API_FAILURES_IN_WINDOW.load(Ordering::Relaxed);
+        match self.limits.max_api_failures {
+            Some(max) if failures > max => vec![format!(
+                "{failures} failed API calls in the last {} min, over MAX_API_FAILURES {max}",
+                API_FAILURE_WINDOW.as_secs() / 60
+            )],
+            _ => Vec::new(),
+        }
     }
 
     pub fn health(&self) -> (bool, Value) {
@@ -122,6 +164,7 @@ impl Health {
         let body = json!({
             "status": if healthy { "healthy" } else { "unhealthy" },
             "issues": issues,
+            "warnings": self.warnings(),
             "metrics": {
                 "service": self.service,
                 "uptime_s": self.started.elapsed().as_secs(),
@@ -130,6 +173,7 @@ impl Health {
                 "clips": clips,
                 "results_stored": m.results_stored.get(),
                 "api_failures": m.api_failures(),
+                "api_failures_last_5_min": API_FAILURES_IN_WINDOW.load(Ordering::Relaxed),
                 "memory_rss_mb": system::rss_bytes().map(|b| b / (1 << 20)),
                 "gpu_memory_used_mb": system::gpu().map(|g| g.used_bytes / (1 << 20)),
             },
@@ -138,9 +182,27 @@ impl Health {
         (healthy, body)
     }
 
+    /// The readiness checks, from the last look when it is under [`READY_CACHE`] old.
     pub async fn ready(&self) -> (bool, Value) {
+        let mut last = self.last_ready.lock().await;
+        if let Some((at, ready, body)) = last.as_ref()
+            && at.elapsed() < READY_CACHE
+        {
+            return (*ready, body.clone());
+        }
+        let (ready, body) = self.look().await;
+        *last = Some((Instant::now(), ready, body.clone()));
+        (ready, body)
+    }
+
+    async fn look(&self) -> (bool, Value) {
         let mut checks = serde_json::Map::new();
         let mut ready = true;
+        for (name, alive) in &self.alive {
+            let ok = alive();
+            ready &= ok;
+            checks.insert((*name).to_string(), ok.into());
+        }
         for (name, check) in &self.checks {
             let ok = tokio::time::timeout(CHECK_TIMEOUT, check())
                 .await
@@ -238,4 +300,69 @@ pub async fn serve(
         }
     });
     Ok(address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Liveness follows the process's own threads, not the outside world: API failures over
+    /// the limit are a warning with a 200, a stopped thread is a 503 and makes it unready.
+    #[tokio::test]
+    async fn liveness_is_the_process_and_api_failures_only_warn() {
+        let limits = Limits {
+            max_memory_bytes: None,
+            max_api_failures: Some(10),
+        };
+        let thread_alive = Arc::new(AtomicBool::new(true));
+        let alive = Arc::clone(&thread_alive);
+        let health = Health::new("test", limits)
+            .alive("batcher", Box::new(move || alive.load(Ordering::Relaxed)));
+        set_api_failures_in_window(11);
+        let (ok, body) = health.health();
+        assert!(ok, "{body}");
+        assert_eq!(body["status"], "healthy");
+        assert!(
+            body["warnings"][0]
+                .as_str()
+                .unwrap_or_default()
+                .contains("MAX_API_FAILURES")
+        );
+        assert!(health.ready().await.0);
+
+        thread_alive.store(false, Ordering::Relaxed);
+        let (ok, body) = health.health();
+        assert!(!ok);
+        assert!(
+            body["issues"][0]
+                .as_str()
+                .unwrap_or_default()
+                .contains("batcher"),
+            "{body}"
+        );
+        let fresh = Health::new("test", limits).alive("batcher", Box::new(|| false));
+        let (ready, body) = fresh.ready().await;
+        assert!(!ready);
+        assert_eq!(body["checks"]["batcher"], false);
+        set_api_failures_in_window(0);
+    }
+
+    /// Probes within a few seconds of each other cost the dependency one check.
+    #[tokio::test]
+    async fn ready_answers_from_its_last_look_for_a_few_seconds() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let health = Health::new("test", Limits::default()).check(
+            "database",
+            Box::new(move || {
+                counted.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async { true })
+            }),
+        );
+        for _ in 0..5 {
+            assert!(health.ready().await.0);
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
 }
