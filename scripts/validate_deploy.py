@@ -21,7 +21,7 @@ import yaml
 
 K8S_VERSION = "1.33.0"
 # Read besides the settings: logging, the CronJob's own shell variable, the dynamic loader.
-EXTRA_ENV = {"RUST_LOG", "LOCATION_ID", "LD_LIBRARY_PATH"}
+EXTRA_ENV = {"RUST_LOG", "LOCATION_ID", "LD_LIBRARY_PATH", "RABBITMQ_MANAGEMENT_URL"}
 BINARIES = {"dispatcher", "worker", "reducer"}
 
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
@@ -143,6 +143,10 @@ def check_k8s():
     for unlisted in sorted(listed - set(kustomization.get("resources", []))):
         problem("k8s/base/kustomization.yaml", f"{unlisted} is not listed in resources")
     configmaps = {d["metadata"]["name"] for _, d in docs if d["kind"] == "ConfigMap"}
+    config_data = {}
+    for _, d in docs:
+        if d["kind"] == "ConfigMap":
+            config_data.update(d.get("data", {}))
     secrets = {d["metadata"]["name"] for _, d in docs if d["kind"] == "Secret"}
     deployments = {d["metadata"]["name"]: d for _, d in docs if d["kind"] == "Deployment"}
     auths = {d["metadata"]["name"] for _, d in docs if d["kind"] == "TriggerAuthentication"}
@@ -158,7 +162,11 @@ def check_k8s():
             check_env(where, doc.get("stringData", {}).keys())
         if kind in ("Deployment", "CronJob"):
             check_workload(where, doc, configmaps, secrets)
+        if kind == "Deployment":
+            check_memory(where, doc, config_data)
         if kind == "PodDisruptionBudget":
+            if doc["spec"].get("maxUnavailable") != 1:
+                problem(where, "a PodDisruptionBudget should be maxUnavailable: 1 (minAvailable blocks drains of one replica)")
             labels = doc["spec"]["selector"]["matchLabels"]
             if not any(
                 labels.items() <= d["spec"]["template"]["metadata"]["labels"].items()
@@ -183,10 +191,33 @@ def check_k8s():
             patched = merge(doc, yaml.safe_load((overlay / patch["path"]).read_text()))
             validate(f"{where}/{patch['path']} (merged)", patched)
             check_workload(f"{where}/{patch['path']} (merged)", patched, configmaps, secrets)
+            check_memory(f"{where}/{patch['path']} (merged)", patched, config_data)
             if overlay.name == "gpu":
                 limits = containers(patched)[0].get("resources", {}).get("limits", {})
                 if "nvidia.com/gpu" not in limits:
                     problem(where, "the GPU worker does not ask for nvidia.com/gpu")
+
+
+def memory_bytes(quantity):
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9}
+    for unit, factor in units.items():
+        if str(quantity).endswith(unit):
+            return float(str(quantity)[: -len(unit)]) * factor
+    return float(quantity)
+
+
+def check_memory(where, doc, config_data):
+    """MAX_MEMORY_GB (the container's own, else the ConfigMap's) must sit under the memory limit:
+    /health then fails and the pod restarts before the OOM killer takes every clip it holds."""
+    for c in containers(doc):
+        limit = c.get("resources", {}).get("limits", {}).get("memory")
+        if limit is None:
+            problem(where, f"container {c['name']} has no memory limit")
+            continue
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        gb = env.get("MAX_MEMORY_GB", config_data.get("MAX_MEMORY_GB"))
+        if gb is None or float(gb) * 1e9 >= memory_bytes(limit):
+            problem(where, f"MAX_MEMORY_GB {gb} is not below the memory limit {limit}")
 
 
 def check_keda(where, doc, deployments, auths, secrets):
@@ -214,8 +245,8 @@ def check_keda(where, doc, deployments, auths, secrets):
             problem(where, f"the trigger watches {meta.get('queueName')}, not voice.clips")
         if meta.get("mode") not in ("QueueLength", "MessageRate"):
             problem(where, f"trigger mode {meta.get('mode')}")
-        if meta.get("protocol") not in ("amqp", "http", "auto"):
-            problem(where, f"trigger protocol {meta.get('protocol')}")
+        if meta.get("protocol") != "http":
+            problem(where, f"trigger protocol {meta.get('protocol')}: only http counts unacknowledged messages")
         if trigger.get("authenticationRef", {}).get("name") not in auths:
             problem(where, "authenticationRef names no TriggerAuthentication")
 
@@ -279,8 +310,12 @@ def check_compose(stages):
     for want in ("rabbitmq", "postgres", "worker", "reducer", "dispatcher"):
         if want not in services:
             problem(where, f"no {want} service")
-    if "15672:15672" not in services.get("rabbitmq", {}).get("ports", []):
-        problem(where, "RabbitMQ's management UI (15672) is not published")
+    if "127.0.0.1:15672:15672" not in services.get("rabbitmq", {}).get("ports", []):
+        problem(where, "RabbitMQ's management UI (15672) is not published on 127.0.0.1")
+    for name in ("rabbitmq", "postgres"):
+        for port in services.get(name, {}).get("ports", []):
+            if not str(port).startswith("127.0.0.1:"):
+                problem(where, f"{name} publishes {port} beyond this machine (bind 127.0.0.1)")
     images = {s.get("image") for s in services.values() if "build" in s}
     for name, svc in services.items():
         for dep in svc.get("depends_on", {}):

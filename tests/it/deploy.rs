@@ -94,8 +94,23 @@ fn the_validation_catches_each_kind_of_mistake() {
     );
     rewrite(
         &t.join("k8s/base/pdb.yaml"),
-        "minAvailable: 1",
-        "minAvailible: 1",
+        "maxUnavailable: 1",
+        "maxUnavailible: 1",
+    );
+    rewrite(
+        &t.join("k8s/base/configmap.yaml"),
+        "MAX_MEMORY_GB: \"3.5\"",
+        "MAX_MEMORY_GB: \"7.5\"",
+    );
+    rewrite(
+        &t.join("docker-compose.yml"),
+        "\"127.0.0.1:5432:5432\"",
+        "\"5432:5432\"",
+    );
+    rewrite(
+        &t.join("k8s/base/keda-scaledobject.yaml"),
+        "protocol: http",
+        "protocol: amqp",
     );
     rewrite(
         &t.join("k8s/overlays/gpu/worker-gpu.yaml"),
@@ -120,7 +135,10 @@ fn the_validation_catches_each_kind_of_mistake() {
         "readinessProbe path /readyz is not /ready",
         "livenessProbe port http is not the served port 8080",
         "the trigger watches voice.clip, not voice.clips",
-        "PodDisruptionBudget/voice-worker: Additional properties are not allowed ('minAvailible'",
+        "PodDisruptionBudget/voice-worker: Additional properties are not allowed ('maxUnavailible'",
+        "MAX_MEMORY_GB 7.5 is not below the memory limit 4Gi",
+        "postgres publishes 5432:5432 beyond this machine",
+        "only http counts unacknowledged messages",
         "worker-gpu.yaml (merged)",
         "depends on unknown service postgress",
         "the cpu image does not run as a non-root user",

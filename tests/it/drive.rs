@@ -315,6 +315,36 @@ async fn listing_fails_with(status: u16, body: serde_json::Value) -> FakeDrive {
     drive
 }
 
+/// Two tills' folders of one day may hold files of the same name: both are sales, so both are
+/// kept (the second under its file id, with a warning). Before, the second was skipped, and the
+/// check was a scan of every clip listed so far (quadratic in the day's clips).
+#[tokio::test]
+async fn same_named_clips_in_two_folders_are_both_kept() {
+    let drive = FakeDrive::start(
+        vec![
+            folder("fClips0700", "Clips_2025-10-06_0700", None),
+            folder("fClips1500", "Clips_2025-10-06_1500", None),
+            file("clipMorning01", "recording.wav", "fClips0700", vec![1; 100]),
+            file("clipEvening01", "recording.wav", "fClips1500", vec![2; 100]),
+        ],
+        1000,
+    )
+    .await;
+    let clips = source(&drive).list_clips(LOCATION, day()).await.unwrap();
+    let mut keys: Vec<&str> = clips.iter().map(|c| c.key.as_str()).collect();
+    keys.sort_unstable();
+    let plain = format!("{LOCATION}/2025-10-06/recording.wav");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&plain.as_str()), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k.starts_with(&format!("{plain}#clip"))),
+        "{keys:?}"
+    );
+    let mut files: Vec<&str> = clips.iter().map(|c| c.location.as_str()).collect();
+    files.sort_unstable();
+    assert_eq!(files, ["clipEvening01", "clipMorning01"]);
+}
+
 #[tokio::test]
 async fn persistent_failures_end_with_the_apis_message_and_no_secret() {
     // 503 for ever: four tries (three retries), then a transient error.

@@ -11,7 +11,7 @@ mod api;
 
 pub use api::{DriveConfig, DriveFile};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,16 +161,20 @@ impl ClipSource for DriveSource {
                 .replace("{location}", location)
                 .replace("{date}", &day);
             let mut clips: Vec<ClipRef> = Vec::new();
+            let mut keys: HashSet<String> = HashSet::new();
             for folder in self.folders(&pattern).await? {
                 for file in self.children(&folder).await? {
                     if !is_audio(&file) {
                         continue;
                     }
-                    let key = format!("{location}/{day}/{}", file.name);
-                    if clips.iter().any(|c| c.key == key) {
-                        tracing::warn!(clip = %file.name, folder = %folder.name, "a clip of that name is already listed for the day; this copy is skipped");
-                        continue;
+                    let mut key = format!("{location}/{day}/{}", file.name);
+                    if keys.contains(&key) {
+                        // Two tills' folders may both hold a `recording.wav`: both are sales.
+                        // The first keeps the plain key (stable across runs), this one its file id.
+                        key = format!("{key}#{}", file.id);
+                        tracing::warn!(clip = %file.name, folder = %folder.name, %key, "a clip of that name is already listed for the day in another folder; both are kept");
                     }
+                    keys.insert(key.clone());
                     clips.push(ClipRef {
                         key,
                         transaction_id: first_uuid(&file.name),
