@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use it::{Child, Services, TempDir, binary, free_port, openssl, ort_library, root};
@@ -526,4 +527,111 @@ async fn a_late_failed_duplicate_never_replaces_a_completed_result() {
         services.psql("SELECT job_id, status FROM voice_clip_results ORDER BY clip_key LIMIT 1"),
         "job-later|failed"
     );
+}
+
+/// The local source, with the first voice sample of one location taking `delay` to arrive: a
+/// Drive folder on a slow link.
+struct SlowSamples {
+    inner: shared::source::LocalSource,
+    slow_location: String,
+    delay: Duration,
+    delayed: std::sync::atomic::AtomicBool,
+}
+
+impl shared::source::ClipSource for SlowSamples {
+    fn list_clips<'a>(
+        &'a self,
+        location: &'a str,
+        date: shared::source::CivilDate,
+    ) -> shared::source::BoxFuture<
+        'a,
+        Result<Vec<shared::source::ClipRef>, shared::source::SourceError>,
+    > {
+        shared::source::ClipSource::list_clips(&self.inner, location, date)
+    }
+    fn list_samples<'a>(
+        &'a self,
+        location: &'a str,
+    ) -> shared::source::BoxFuture<
+        'a,
+        Result<Vec<shared::source::SampleFile>, shared::source::SourceError>,
+    > {
+        shared::source::ClipSource::list_samples(&self.inner, location)
+    }
+    fn roster<'a>(
+        &'a self,
+        location: &'a str,
+    ) -> shared::source::BoxFuture<
+        'a,
+        Result<Option<Vec<shared::source::RosterEntry>>, shared::source::SourceError>,
+    > {
+        shared::source::ClipSource::roster(&self.inner, location)
+    }
+    fn fetch_clip<'a>(
+        &'a self,
+        location: &'a str,
+        clip: &'a shared::source::ClipRef,
+    ) -> shared::source::BoxFuture<'a, Result<shared::source::Fetched, shared::source::SourceError>>
+    {
+        shared::source::ClipSource::fetch_clip(&self.inner, location, clip)
+    }
+    fn fetch_sample<'a>(
+        &'a self,
+        sample: &'a shared::source::SampleFile,
+    ) -> shared::source::BoxFuture<'a, Result<shared::source::Fetched, shared::source::SourceError>>
+    {
+        Box::pin(async move {
+            if sample.location.contains(&self.slow_location)
+                && !self
+                    .delayed
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tokio::time::sleep(self.delay).await;
+            }
+            shared::source::ClipSource::fetch_sample(&self.inner, sample).await
+        })
+    }
+    fn samples_place(&self, location: &str) -> String {
+        shared::source::ClipSource::samples_place(&self.inner, location)
+    }
+    fn check(&self) -> shared::source::BoxFuture<'_, Result<(), shared::source::SourceError>> {
+        shared::source::ClipSource::check(&self.inner)
+    }
+}
+
+/// One location's slow enrollment holds up that location's clips only: another location's
+/// profiles come while it is still going. Before, one lock over every location's profiles was
+/// held across any enrollment, and every clip of every location waited for the slow one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_enrollment_does_not_stall_other_locations() {
+    use shared::distributed::profiles::Profiles;
+    const OTHER: &str = "0c9d2b1e-7a44-4f0a-9b5e-3d2a1c0e9f77";
+    let data = TempDir::new("slow-enroll");
+    for location in [it::DEMO_LOCATION, OTHER] {
+        let to = data.path().join(location);
+        std::fs::create_dir_all(&to).unwrap();
+        std::os::unix::fs::symlink(
+            it::demo_location().join("voice_samples"),
+            to.join("voice_samples"),
+        )
+        .unwrap();
+    }
+    let source = Arc::new(SlowSamples {
+        inner: shared::source::LocalSource::new(data.path()),
+        slow_location: it::DEMO_LOCATION.into(),
+        delay: Duration::from_secs(15),
+        delayed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let (batcher, _thread) = shared::pipeline::spawn_batcher(it::default_encoders()).unwrap();
+    let profiles = Arc::new(Profiles::new(source, None, it::default_prior()));
+    let (slow, slow_batcher) = (Arc::clone(&profiles), batcher.clone());
+    let slow = tokio::spawn(async move { slow.get(&slow_batcher, it::DEMO_LOCATION, false).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = profiles.get(&batcher, OTHER, false).await.unwrap();
+    assert_eq!(other.profiles.profiles.len(), 3);
+    assert!(
+        !slow.is_finished(),
+        "the other location's profiles came only after the slow enrollment"
+    );
+    assert_eq!(slow.await.unwrap().unwrap().profiles.profiles.len(), 3);
 }

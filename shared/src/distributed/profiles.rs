@@ -62,11 +62,15 @@ const LISTING_TTL: Duration = Duration::from_secs(30);
 /// A location's profiles with what they were built from.
 type Known = (Fingerprint, Arc<ProfileSet>);
 
+/// One location's memo, locked on its own: a slow enrollment holds up that location's clips
+/// only, never another location's.
+type Slot = Arc<tokio::sync::Mutex<Option<Known>>>;
+
 pub struct Profiles {
     source: Arc<dyn ClipSource>,
     store: Option<Store>,
     prior: Prior,
-    memo: tokio::sync::Mutex<HashMap<String, Known>>,
+    memo: Mutex<HashMap<String, Slot>>,
     listings: Mutex<HashMap<String, (Instant, Assignment)>>,
 }
 
@@ -76,7 +80,7 @@ impl Profiles {
             source,
             store,
             prior,
-            memo: tokio::sync::Mutex::default(),
+            memo: Mutex::default(),
             listings: Mutex::default(),
         }
     }
@@ -136,9 +140,13 @@ impl Profiles {
             return Err(ProfileError::NoWorkers(location.to_string()));
         }
         // Held across enrollment: clips of a new location wait for one enrollment, not run many.
-        let mut memo = self.memo.lock().await;
+        let slot = {
+            let mut slots = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(slots.entry(location.to_string()).or_default())
+        };
+        let mut memo = slot.lock().await;
         if !force
-            && let Some((known, profiles)) = memo.get(location)
+            && let Some((known, profiles)) = memo.as_ref()
             && *known == fingerprint
         {
             return Ok(Enrolled {
@@ -166,7 +174,7 @@ impl Profiles {
                     profiles,
                     calibration,
                 });
-                memo.insert(location.to_string(), (fingerprint, Arc::clone(&voices)));
+                *memo = Some((fingerprint, Arc::clone(&voices)));
                 return Ok(Enrolled {
                     profiles: voices,
                     origin: Origin::Store,
@@ -204,7 +212,7 @@ impl Profiles {
             }
         }
         let voices = Arc::new(voices);
-        memo.insert(location.to_string(), (fingerprint, Arc::clone(&voices)));
+        *memo = Some((fingerprint, Arc::clone(&voices)));
         Ok(Enrolled {
             profiles: voices,
             origin: Origin::Enrolled,
