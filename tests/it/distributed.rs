@@ -405,6 +405,124 @@ fn wait_for_queue(services: &Services, queue: &str, messages: u64, limit: Durati
     }
 }
 
+/// A task that reaches the dead-letter queue becomes a `failed` result with its reason, and its
+/// job closes at once: one the workers kept handing back (the broker's delivery limit), one
+/// nobody can decode (dead-lettered by a worker, attributed by its readable headers). Before,
+/// neither left a row, and the job waited for the 6 h sweep to end `timed_out`.
+#[test]
+fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
+    use lapin::options::{BasicGetOptions, BasicNackOptions};
+    let mut d = Deployment::new("dead", 1);
+    let _reducer = d.spawn("reducer");
+    wait_for_queue(&d.services, "voice.clips.dead", 0, Duration::from_secs(30));
+    d.services.psql(&format!(
+        "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped)
+         VALUES ('job-dead', '{DEMO_LOCATION}', '{DATE}', '{DATE}', 2, 0)"
+    ));
+    let source = shared::source::LocalSource::new(d.data.path());
+    let date = shared::source::CivilDate::parse(DATE).unwrap();
+    let clips = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(shared::source::ClipSource::list_clips(
+            &source,
+            DEMO_LOCATION,
+            date,
+        ))
+        .unwrap();
+    let task = shared::pipeline::ClipTask {
+        job_id: "job-dead".into(),
+        location_id: DEMO_LOCATION.into(),
+        clip: clips[0].clone(),
+        attempt: 1,
+    };
+
+    // Handed back again and again (as by workers that die holding it), until the broker gives up.
+    with_broker(&d.services, async |broker| {
+        let body = shared::queue::encode(&task).unwrap();
+        let headers = shared::queue::task_headers(&task, None);
+        let properties = shared::queue::properties(&task.clip.message_id(), "job-dead", headers);
+        broker
+            .publish(shared::queue::Outgoing::to_queue(
+                "voice.clips",
+                &body,
+                properties,
+            ))
+            .await
+            .unwrap();
+        let channel = broker.channel().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut handed_back = 0;
+        while Instant::now() < deadline {
+            let got = channel
+                .basic_get("voice.clips".into(), BasicGetOptions::default())
+                .await
+                .unwrap();
+            match got {
+                Some(message) => {
+                    message
+                        .delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await
+                        .unwrap();
+                    handed_back += 1;
+                }
+                None if handed_back > shared::queue::topology::DELIVERY_LIMIT => break,
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        assert!(
+            handed_back > shared::queue::topology::DELIVERY_LIMIT,
+            "{handed_back}"
+        );
+    });
+
+    // Undecodable, with the readable headers every task carries: a worker dead-letters it.
+    let _worker = d.spawn("worker");
+    let name = "till1_00000000-0000-4000-8000-00000000dead.wav";
+    with_broker(&d.services, async |broker| {
+        let mut headers = lapin::types::FieldTable::default();
+        for (key, value) in [
+            ("job", "job-dead"),
+            ("location", DEMO_LOCATION),
+            ("date", DATE),
+            ("clip", name),
+        ] {
+            headers.insert(key.into(), shared::queue::text(value));
+        }
+        let attempt = i64::from(shared::queue::topology::POISON_ATTEMPTS);
+        headers.insert(
+            "attempt".into(),
+            lapin::types::AMQPValue::LongLongInt(attempt),
+        );
+        broker
+            .publish(shared::queue::Outgoing::to_queue(
+                "voice.clips",
+                b"\x00 not a task",
+                shared::queue::properties("poison-dead", "job-dead", headers),
+            ))
+            .await
+            .unwrap();
+    });
+
+    assert_eq!(
+        d.wait_for_job(Duration::from_secs(60)),
+        "completed|2|2|0|0|2"
+    );
+    let rows = d.services.psql(
+        "SELECT string_agg(clip_name || ':' || error_kind, ',' ORDER BY error_kind)
+         FROM voice_clip_results WHERE status = 'failed'",
+    );
+    assert_eq!(
+        rows,
+        format!("{}:delivery_limit,{name}:poison", clips[0].name)
+    );
+    // The operator's copies stay in the dead-letter queue.
+    wait_for_queue(&d.services, "voice.clips.dlq", 2, Duration::from_secs(10));
+}
+
 #[test]
 fn poison_messages_land_in_the_dead_letter_queues_with_their_reason() {
     #[derive(serde::Serialize)]

@@ -3,6 +3,7 @@
 //! [`crate::pipeline::ClipProcessor`] that standalone mode runs; this module adds the broker,
 //! the store, retries and shutdown.
 
+mod dead;
 pub mod dispatch;
 mod poison;
 pub mod profiles;

@@ -12,11 +12,12 @@ use lapin::Consumer;
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 
+use super::dead::{self, DeadTask};
 use super::worker::CONNECTION_CHECK;
 use super::{Shutdown, poison, reconnecting};
 use crate::ops::{Alert, Alerter, Level, metrics};
 use crate::pipeline::ClipResult;
-use crate::queue::topology::RESULTS;
+use crate::queue::topology::{DEAD_CLIPS, RESULTS};
 use crate::queue::{Broker, BrokerConfig, BrokerError, decode};
 use crate::store::{JobRow, Store};
 
@@ -123,7 +124,59 @@ impl ReducerService {
         }
     }
 
+    /// Results, and the dead-lettered tasks that become results, until shutdown or the broker
+    /// goes away.
     async fn consume(
+        &self,
+        broker: &Broker,
+        tag: &str,
+        shutdown: &Shutdown,
+    ) -> Result<(), BrokerError> {
+        let results = self.consume_results(broker, tag, shutdown);
+        let dead_tag = format!("{tag}-dead");
+        let dead = self.consume_dead(broker, &dead_tag, shutdown);
+        tokio::try_join!(results, dead).map(|_| ())
+    }
+
+    /// Each dead-lettered task as a `failed` result with the reason, so that its job closes.
+    async fn consume_dead(
+        &self,
+        broker: &Broker,
+        tag: &str,
+        shutdown: &Shutdown,
+    ) -> Result<(), BrokerError> {
+        let (_channel, mut consumer) = broker.consume(DEAD_CLIPS, 16, tag).await?;
+        loop {
+            let delivery = tokio::select! {
+                () = shutdown.wait() => return Ok(()),
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => delivery,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(BrokerError::Cancelled),
+                },
+            };
+            match dead::judge(&delivery) {
+                DeadTask::Failed(result) => {
+                    tracing::warn!(clip = %result.clip_key, job = %result.job_id, kind = result.error_kind.as_deref().unwrap_or("-"), "a dead-lettered task is stored as a failed result");
+                    let Some(jobs) = self.write(std::slice::from_ref(&*result), shutdown).await
+                    else {
+                        return Ok(());
+                    };
+                    metrics().results_stored.inc();
+                    for (job, _) in jobs.iter().filter(|(_, closed_now)| *closed_now) {
+                        self.closed(job).await;
+                    }
+                }
+                DeadTask::AlreadyResulted => {}
+                DeadTask::Unattributable(why) => {
+                    tracing::error!(%why, "a dead-lettered task names no job or clip: only the dead-letter queue keeps it");
+                }
+            }
+            delivery.ack(BasicAckOptions::default()).await?;
+        }
+    }
+
+    async fn consume_results(
         &self,
         broker: &Broker,
         tag: &str,

@@ -6,6 +6,7 @@
 //!                 │  ▲                        │
 //!                 │  └─ voice.clips.retry.<d> (TTL d, then dead-lettered back)
 //!                 └──────▶ voice.dlx ─▶ voice.clips.dlq / voice.results.dlq
+//!                                     └─▶ voice.clips.dead ──▶ reducer (a `failed` result)
 //! ```
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -15,6 +16,10 @@ use lapin::{Channel, ExchangeKind};
 pub const CLIPS: &str = "voice.clips";
 pub const RESULTS: &str = "voice.results";
 pub const DEAD_LETTER_EXCHANGE: &str = "voice.dlx";
+/// A copy of every clip task that is dead-lettered, whoever did it (the broker over the delivery
+/// limit, a worker for poison or spent retries): the reducer turns each into a `failed` result,
+/// so that its job can close. The DLQ keeps its own copy for the operator.
+pub const DEAD_CLIPS: &str = "voice.clips.dead";
 
 /// A message handed back to a queue this many times (consumers that died holding it) is
 /// dead-lettered by the broker itself, with `x-first-death-reason: delivery_limit`.
@@ -92,6 +97,21 @@ pub async fn declare(channel: &Channel) -> lapin::Result<()> {
             )
             .await?;
     }
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), text("quorum"));
+    channel
+        .queue_declare(DEAD_CLIPS.into(), durable, args)
+        .await?;
+    let dlq = dead_letter_queue(CLIPS);
+    channel
+        .queue_bind(
+            DEAD_CLIPS.into(),
+            DEAD_LETTER_EXCHANGE.into(),
+            dlq.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     for attempt in 1..=RETRY_DELAYS_S.len() as u32 {
         let Some(queue) = retry_queue(attempt) else {
             continue;

@@ -1,0 +1,68 @@
+//! Clip tasks that were dead-lettered, as `failed` results: over the broker's delivery limit
+//! (workers died holding it), undecodable (poison), or out of retries. Without a result the job
+//! would wait for the timeout sweep; with one it closes like any other.
+
+use lapin::message::Delivery;
+
+use crate::pipeline::{ClipResult, ClipTask};
+use crate::queue::topology::DELIVERY_LIMIT;
+use crate::queue::{decode, header_number, header_text};
+use crate::source::{ClipRef, first_uuid};
+
+/// What a dead-lettered task amounts to.
+pub enum DeadTask {
+    /// Store this result.
+    Failed(Box<ClipResult>),
+    /// The worker that gave up already published the task's `failed` result.
+    AlreadyResulted,
+    /// Neither the body nor the headers say which clip of which job it was.
+    Unattributable(String),
+}
+
+pub fn judge(delivery: &Delivery) -> DeadTask {
+    let props = &delivery.properties;
+    let reason = header_text(props, "dead_reason")
+        .or_else(|| header_text(props, "x-first-death-reason"))
+        .unwrap_or_else(|| "dead_lettered".into());
+    if reason == "retries_exhausted" {
+        return DeadTask::AlreadyResulted;
+    }
+    let error = header_text(props, "dead_error").unwrap_or_else(|| match reason.as_str() {
+        "delivery_limit" => format!(
+            "handed out {DELIVERY_LIMIT} times without an outcome: the workers holding it stopped each time"
+        ),
+        other => format!("dead-lettered by the broker ({other})"),
+    });
+    let (task, kind) = match decode::<ClipTask>(&delivery.data) {
+        Ok(task) => (task, reason),
+        Err(e) => match from_headers(delivery) {
+            Some(task) => (task, "poison".to_string()),
+            None => return DeadTask::Unattributable(e.to_string()),
+        },
+    };
+    DeadTask::Failed(Box::new(ClipResult::failed(&task, "", &kind, error)))
+}
+
+/// The task as its readable headers describe it, for a body nobody can decode.
+fn from_headers(delivery: &Delivery) -> Option<ClipTask> {
+    let props = &delivery.properties;
+    let [job, location, date, clip] =
+        ["job", "location", "date", "clip"].map(|k| header_text(props, k));
+    let (job_id, location_id, date, name) = (job?, location?, date?, clip?);
+    Some(ClipTask {
+        clip: ClipRef {
+            key: format!("{location_id}/{date}/{name}"),
+            transaction_id: first_uuid(&name),
+            name,
+            date,
+            size: 0,
+            version: String::new(),
+            location: String::new(),
+        },
+        job_id,
+        location_id,
+        attempt: header_number(props, "attempt")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(1),
+    })
+}
