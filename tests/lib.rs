@@ -562,6 +562,21 @@ pub async fn fake_assemblyai(latency: std::time::Duration, silent: bool) -> wire
 }
 
 /// A port nothing listens on now (for a service's `--health-check-port`).
+/// Publishes `task` to `voice.clips` as the dispatcher does: its message id and readable headers.
+pub async fn publish_task(broker: &shared::queue::Broker, task: &shared::pipeline::ClipTask) {
+    let body = shared::queue::encode(task).unwrap_or_else(|e| panic!("{e}"));
+    let headers = shared::queue::task_headers(task, None);
+    let properties = shared::queue::properties(&task.clip.message_id(), &task.job_id, headers);
+    broker
+        .publish(shared::queue::Outgoing::to_queue(
+            "voice.clips",
+            &body,
+            properties,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("publishing a task: {e}"));
+}
+
 /// Runs `openssl` (certificates made at test time); panics with its message when it fails.
 pub fn openssl(args: &[&str]) {
     let out = std::process::Command::new("openssl")

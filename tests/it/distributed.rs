@@ -438,17 +438,7 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
 
     // Handed back again and again (as by workers that die holding it), until the broker gives up.
     with_broker(&d.services, async |broker| {
-        let body = shared::queue::encode(&task).unwrap();
-        let headers = shared::queue::task_headers(&task, None);
-        let properties = shared::queue::properties(&task.clip.message_id(), "job-dead", headers);
-        broker
-            .publish(shared::queue::Outgoing::to_queue(
-                "voice.clips",
-                &body,
-                properties,
-            ))
-            .await
-            .unwrap();
+        it::publish_task(broker, &task).await;
         let channel = broker.channel().await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut handed_back = 0;

@@ -768,17 +768,7 @@ fn failing_api_calls_alert_but_never_fail_liveness() {
                 },
                 attempt: 1,
             };
-            let body = shared::queue::encode(&task).unwrap();
-            let properties =
-                shared::queue::properties(&format!("gone-{i}"), "job-gone", Default::default());
-            broker
-                .publish(shared::queue::Outgoing::to_queue(
-                    "voice.clips",
-                    &body,
-                    properties,
-                ))
-                .await
-                .unwrap();
+            it::publish_task(&broker, &task).await;
         }
         broker.close().await;
     });
