@@ -218,6 +218,20 @@ def check_memory(where, doc, config_data):
         gb = env.get("MAX_MEMORY_GB", config_data.get("MAX_MEMORY_GB"))
         if gb is None or float(gb) * 1e9 >= memory_bytes(limit):
             problem(where, f"MAX_MEMORY_GB {gb} is not below the memory limit {limit}")
+        if c["name"] != "worker":
+            continue
+        # Sized as prefetch × the largest clip: on /tmp its file, in memory its decoded hour.
+        setting = lambda k, d: float(env.get(k, config_data.get(k, d)))
+        prefetch = setting("VOICE_PARALLEL_WORKERS", 5)
+        clip_mb = setting("VOICE_MAX_CLIP_MB", 100)
+        volumes = doc["spec"]["template"]["spec"].get("volumes", [])
+        tmp = next((v for v in volumes if v.get("name") == "tmp"), {})
+        size = tmp.get("emptyDir", {}).get("sizeLimit")
+        if size is None or memory_bytes(size) < prefetch * clip_mb * 1e6:
+            problem(where, f"/tmp ({size}) holds less than {prefetch:.0f} clips of {clip_mb:.0f} MB")
+        decoded = prefetch * 3600 * 16_000 * 4
+        if gb is not None and float(gb) * 1e9 < decoded + 0.5e9:
+            problem(where, f"MAX_MEMORY_GB {gb} leaves no room for {prefetch:.0f} decoded clips of 1 h")
 
 
 def check_keda(where, doc, deployments, auths, secrets):

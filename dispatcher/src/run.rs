@@ -76,6 +76,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         parallel: settings.voice_parallel_workers,
         prior: settings.prior(&manifest),
         min_utterance_ms: settings.voice_min_utterance_ms,
+        max_clip_bytes: settings.max_clip_bytes(),
         job_id: new_job_id(),
         deadline: Some(Instant::now() + timeout(&settings, args)),
     };

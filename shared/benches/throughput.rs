@@ -238,6 +238,7 @@ impl BenchLocation {
                 target_mean: d.target_mean,
             },
             min_utterance_ms: 1000,
+            max_clip_bytes: u64::MAX,
             job_id: "bench".into(),
             deadline: None,
         };

@@ -28,6 +28,7 @@ const ENV_KEYS: &[&str] = &[
     "VOICE_DIARIZATION_THRESHOLD",
     "VOICE_MARGIN",
     "VOICE_MIN_UTTERANCE_MS",
+    "VOICE_MAX_CLIP_MB",
     "VOICE_PARALLEL_WORKERS",
     "VOICE_ONNX_THREADS",
     "VOICE_DIARIZER",
@@ -92,6 +93,10 @@ pub struct Settings {
     /// Turns shorter than this are not used to identify a speaker.
     #[serde(default = "default_min_utterance_ms")]
     pub voice_min_utterance_ms: u64,
+    /// A clip file larger than this (its listed size, then its downloaded one) is a `failed`
+    /// result of kind `too_large`, never downloaded or decoded.
+    #[serde(default = "default_max_clip_mb")]
+    pub voice_max_clip_mb: u64,
     /// Clips in flight at once.
     #[serde(default = "default_parallel_workers")]
     pub voice_parallel_workers: usize,
@@ -316,6 +321,10 @@ fn service_url(raw: &str, name: &str, schemes: &[&str]) -> Result<Secret, Config
     Ok(Secret::new(url.to_string()))
 }
 
+fn default_max_clip_mb() -> u64 {
+    100
+}
+
 fn default_min_utterance_ms() -> u64 {
     1000
 }
@@ -397,6 +406,9 @@ impl Settings {
         }
         if self.voice_margin.is_some_and(|m| !(0.0..=2.0).contains(&m)) {
             return bad("VOICE_MARGIN must be in [0, 2]");
+        }
+        if self.voice_max_clip_mb == 0 {
+            return bad("VOICE_MAX_CLIP_MB must be at least 1");
         }
         if self.voice_parallel_workers == 0 {
             return bad("VOICE_PARALLEL_WORKERS must be at least 1");
@@ -555,6 +567,11 @@ impl Settings {
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(Some(broker))
+    }
+
+    /// VOICE_MAX_CLIP_MB in bytes.
+    pub fn max_clip_bytes(&self) -> u64 {
+        self.voice_max_clip_mb.saturating_mul(1_000_000)
     }
 
     /// The `/health` limits.

@@ -153,3 +153,69 @@ fn bad_arguments_exit_2_before_any_work() {
         assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
     }
 }
+
+/// A clip file over VOICE_MAX_CLIP_MB is a `failed` result of kind `too_large`, not decoded; the
+/// other clips of the day go on. Before there was no limit: one huge file could take the
+/// memory of every clip a worker held.
+#[test]
+fn a_clip_over_the_size_limit_is_too_large_and_the_rest_go_on() {
+    let data = TempDir::new("too-large");
+    it::demo_copies(data.path(), 4, "2025-10-06");
+    // 40 s of 16-bit 16 kHz noise: 1.28 MB, over a limit of 1 MB.
+    let big = data
+        .path()
+        .join(DEMO_LOCATION)
+        .join("clips/2025-10-06/till9_big.wav");
+    let frames: u32 = 16_000 * 40;
+    let mut wav = Vec::new();
+    for part in [
+        &b"RIFF"[..],
+        &(36 + frames * 2).to_le_bytes(),
+        b"WAVEfmt ",
+        &16u32.to_le_bytes(),
+        &1u16.to_le_bytes(),
+        &1u16.to_le_bytes(),
+        &16_000u32.to_le_bytes(),
+        &32_000u32.to_le_bytes(),
+        &2u16.to_le_bytes(),
+        &16u16.to_le_bytes(),
+        b"data",
+        &(frames * 2).to_le_bytes(),
+    ] {
+        wav.extend_from_slice(part);
+    }
+    wav.extend(
+        (0..frames).flat_map(|i| ((i.wrapping_mul(7919) % 2000) as i16 - 1000).to_le_bytes()),
+    );
+    std::fs::write(&big, wav).unwrap();
+    let out_dir = TempDir::new("too-large-out");
+    let o = Command::new(binary("dispatcher"))
+        .args(["run", DEMO_LOCATION, "2025-10-06", "--out"])
+        .arg(out_dir.path())
+        .current_dir(root())
+        .env("VOICE_LOCAL_ROOT", data.path())
+        .env("VOICE_MAX_CLIP_MB", "1")
+        .env_remove("AMQP_URL")
+        .env_remove("VOICE_MODEL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let results = results(out_dir.path());
+    assert_eq!(results.len(), 5, "{stderr}");
+    for r in &results {
+        if r["clip"] == "till9_big.wav" {
+            assert_eq!(r["status"], "failed");
+            assert_eq!(r["error_kind"], "too_large");
+            assert!(
+                r["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("VOICE_MAX_CLIP_MB"),
+                "{r}"
+            );
+        } else {
+            assert_ne!(r["status"], "failed", "{r}");
+        }
+    }
+}

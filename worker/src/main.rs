@@ -68,6 +68,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         batcher,
         diarizer,
         min_utterance_ms: settings.voice_min_utterance_ms,
+        max_clip_bytes: settings.max_clip_bytes(),
     };
     let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
     let alerter = match settings.alerter("worker") {

@@ -45,6 +45,8 @@ pub enum AudioErrorKind {
     NoSamples,
     #[error("{0}")]
     Resample(String),
+    #[error("{seconds:.0} s of audio, over the {limit_s:.0} s a clip may last")]
+    TooLong { seconds: f64, limit_s: f64 },
 }
 
 impl AudioErrorKind {
@@ -61,9 +63,14 @@ impl AudioErrorKind {
             Self::Read(_) => "read",
             Self::NoSamples => "no_samples",
             Self::Resample(_) => "resample",
+            Self::TooLong { .. } => "too_large",
         }
     }
 }
+
+/// The longest audio decoded (1 h, 230 MB of samples at 16 kHz): what a header declares and what
+/// the decoding reaches are both held to it, so that no file can make a worker hold more.
+pub const MAX_CLIP_S: f64 = 3600.0;
 
 /// The source sample rates accepted.
 const SOURCE_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
@@ -92,7 +99,7 @@ pub fn decode_file(path: &Path, target_rate: u32) -> Result<Audio, AudioError> {
         hint.with_extension(&ext.to_ascii_lowercase());
     }
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
-    decode_stream(stream, &hint, target_rate).map_err(fail)
+    decode_stream(stream, &hint, target_rate, MAX_CLIP_S).map_err(fail)
 }
 
 /// Decodes audio held in memory (`extension` hints the container), as [`decode_file`] does.
@@ -109,14 +116,17 @@ pub fn decode_bytes(
         hint.with_extension(&ext.to_ascii_lowercase());
     }
     let stream = MediaSourceStream::new(Box::new(io::Cursor::new(bytes)), Default::default());
-    decode_stream(stream, &hint, target_rate)
+    decode_stream(stream, &hint, target_rate, MAX_CLIP_S)
 }
 
 fn decode_stream(
     stream: MediaSourceStream,
     hint: &Hint,
     target_rate: u32,
+    limit_s: f64,
 ) -> Result<Audio, AudioErrorKind> {
+    let too_long = |seconds: f64| AudioErrorKind::TooLong { seconds, limit_s };
+    let max_samples = (limit_s * f64::from(target_rate)) as usize;
     let byte_len = symphonia::core::io::MediaSource::byte_len(&stream);
     let mut format = symphonia::default::get_probe()
         .probe(
@@ -143,6 +153,12 @@ fn decode_stream(
         .ok_or(AudioErrorKind::NoAudioTrack)?
         .clone();
     let declared_frames = track.num_frames;
+    if let (Some(frames), Some(rate)) = (declared_frames, params.sample_rate.filter(|r| *r > 0)) {
+        let declared_s = frames as f64 / f64::from(rate);
+        if declared_s > limit_s {
+            return Err(too_long(declared_s));
+        }
+    }
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| AudioErrorKind::UnsupportedCodec(e.to_string()))?;
@@ -222,6 +238,10 @@ fn decode_stream(
         resampler
             .push(&mono, &mut out)
             .map_err(AudioErrorKind::Resample)?;
+        // A header that declares nothing (a stream) or too little: the running length decides.
+        if out.len() > max_samples {
+            return Err(too_long(out.len() as f64 / f64::from(target_rate)));
+        }
     }
 
     let Some((resampler, source_rate, source_channels)) = resampler else {
@@ -291,5 +311,55 @@ fn downmix(planes: &[Vec<f32>], frames: usize, mono: &mut Vec<f32>) {
     // nothing downstream (resampler, features, model) ever sees them.
     for m in mono.iter_mut().filter(|m| !m.is_finite()) {
         *m = 0.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 16-bit mono PCM WAV of `seconds` of a tone, with `declared` frames in its header.
+    fn wav(rate: u32, seconds: f64, declared: Option<u32>) -> Vec<u8> {
+        let frames = (seconds * f64::from(rate)) as u32;
+        let data_len = declared.unwrap_or(frames) * 2;
+        let mut b = Vec::new();
+        b.extend_from_slice(b"RIFF");
+        b.extend_from_slice(&(36 + data_len).to_le_bytes());
+        b.extend_from_slice(b"WAVEfmt ");
+        b.extend_from_slice(&16u32.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&rate.to_le_bytes());
+        b.extend_from_slice(&(rate * 2).to_le_bytes());
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&16u16.to_le_bytes());
+        b.extend_from_slice(b"data");
+        b.extend_from_slice(&data_len.to_le_bytes());
+        for i in 0..frames {
+            let v = (f64::from(i) * 0.05).sin() * 8000.0;
+            b.extend_from_slice(&(v as i16).to_le_bytes());
+        }
+        b
+    }
+
+    fn decode_limited(bytes: Vec<u8>, limit_s: f64) -> Result<Audio, AudioErrorKind> {
+        let stream = MediaSourceStream::new(Box::new(io::Cursor::new(bytes)), Default::default());
+        let mut hint = Hint::new();
+        hint.with_extension("wav");
+        decode_stream(stream, &hint, 16_000, limit_s)
+    }
+
+    #[test]
+    fn audio_longer_than_the_limit_is_too_large_by_its_header_or_its_length() {
+        // The header says 10 h (the data holds 2 s): refused before a sample is decoded.
+        let lying = wav(16_000, 2.0, Some(16_000 * 36_000));
+        let e = decode_limited(lying, 3600.0).err();
+        assert!(matches!(e, Some(AudioErrorKind::TooLong { .. })), "{e:?}");
+        assert_eq!(e.map(|e| e.code()), Some("too_large"));
+        // An honest header over a short limit is refused as well; under it, the clip decodes.
+        let three = wav(16_000, 3.0, None);
+        let e = decode_limited(three.clone(), 1.0).err();
+        assert!(matches!(e, Some(AudioErrorKind::TooLong { .. })), "{e:?}");
+        assert!(decode_limited(three, 10.0).is_ok());
     }
 }

@@ -247,6 +247,10 @@ impl WorkerService {
         let failed = |kind: &str, e: String| {
             Outcome::Result(Box::new(ClipResult::failed(task, &model, kind, e)))
         };
+        // By the listed size: a clip over the limit is never even downloaded.
+        if let Some(too_large) = self.processor.too_large(task.clip.size) {
+            return failed("too_large", too_large);
+        }
         let clip = match self.source.fetch_clip(&task.location_id, &task.clip).await {
             Ok(clip) => clip,
             Err(e) if e.is_transient() => return Outcome::Transient(e.kind(), e.to_string()),

@@ -23,6 +23,8 @@ pub struct RunOptions {
     /// What every location's calibration starts from.
     pub prior: Prior,
     pub min_utterance_ms: u64,
+    /// Larger clip files are `too_large` (VOICE_MAX_CLIP_MB).
+    pub max_clip_bytes: u64,
     pub job_id: String,
     /// When the run must stop (`--timeout`, MAX_JOB_DURATION): what is stored by then stays.
     pub deadline: Option<Instant>,
@@ -119,6 +121,7 @@ pub fn run_standalone(
         batcher,
         diarizer,
         min_utterance_ms: opts.min_utterance_ms,
+        max_clip_bytes: opts.max_clip_bytes,
     });
     let profiles = Arc::new(voices);
     let planned = tasks.len();

@@ -16,6 +16,8 @@ pub struct ClipProcessor {
     pub batcher: BatcherHandle,
     pub diarizer: LocalDiarizer,
     pub min_utterance_ms: u64,
+    /// Larger clip files are `too_large` (VOICE_MAX_CLIP_MB).
+    pub max_clip_bytes: u64,
 }
 
 impl ClipResult {
@@ -75,6 +77,17 @@ impl ClipResult {
 }
 
 impl ClipProcessor {
+    /// Why a file of `bytes` is not taken, if it is over the limit.
+    pub fn too_large(&self, bytes: u64) -> Option<String> {
+        (bytes > self.max_clip_bytes).then(|| {
+            format!(
+                "the file is {:.1} MB, over VOICE_MAX_CLIP_MB ({} MB)",
+                bytes as f64 / 1e6,
+                self.max_clip_bytes / 1_000_000
+            )
+        })
+    }
+
     /// Decides who speaks in the clip at `path` among `voices` (the task's location's), with
     /// the local diarizer's turns.
     pub fn process(&self, task: &ClipTask, path: &Path, voices: &ProfileSet) -> ClipResult {
@@ -107,6 +120,12 @@ impl ClipProcessor {
         let ms = |t: Instant| t.elapsed().as_millis() as u64;
 
         let t = Instant::now();
+        if let Some(too_large) = self.too_large(std::fs::metadata(path).map_or(0, |m| m.len())) {
+            result.error_kind = Some("too_large".into());
+            result.error = Some(too_large);
+            result.timings_ms.total = ms(started);
+            return result;
+        }
         let mut audio = match decode_file(path, manifest.sample_rate) {
             Ok(audio) => audio,
             Err(e) => {

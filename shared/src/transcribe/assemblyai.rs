@@ -123,10 +123,16 @@ impl AssemblyAi {
         let bytes = tokio::fs::read(path).await.map_err(|e| {
             TranscribeError::permanent("unreadable", format!("{}: {e}", path.display()))
         })?;
+        // Shared, not copied, by each retry; the clip is at most VOICE_MAX_CLIP_MB.
+        let bytes = hyper::body::Bytes::from(bytes);
+        // Time for the bytes themselves at a slow 1 MB/s, on top of the request's own timeout.
+        let upload_timeout =
+            self.config.request_timeout + Duration::from_secs(bytes.len() as u64 / 1_000_000);
         let upload: UploadResponse = self
             .call("upload", || {
                 self.request(reqwest::Method::POST, "/v2/upload")
                     .header("content-type", "application/octet-stream")
+                    .timeout(upload_timeout)
                     .body(bytes.clone())
             })
             .await?;
