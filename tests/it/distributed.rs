@@ -513,6 +513,75 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
     wait_for_queue(&d.services, "voice.clips.dlq", 2, Duration::from_secs(10));
 }
 
+/// A batch the database refuses for good (one result's transaction id is no UUID: SQLSTATE
+/// 22P02) is split until that result is alone: the others are stored, it goes to the
+/// dead-letter queue with the database's reason and is stored bare as `failed`, and the job
+/// closes. Before, the reducer retried the whole batch for ever and stored nothing more.
+#[test]
+fn a_result_the_database_refuses_is_dead_lettered_and_the_rest_stored() {
+    use shared::pipeline::ClipResult;
+    let mut d = Deployment::new("refused", 4);
+    let _reducer = d.spawn("reducer");
+    wait_for_queue(&d.services, "voice.results", 0, Duration::from_secs(30));
+    d.services.psql(&format!(
+        "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped)
+         VALUES ('job-refused', '{DEMO_LOCATION}', '{DATE}', '{DATE}', 4, 0)"
+    ));
+    let source = shared::source::LocalSource::new(d.data.path());
+    let date = shared::source::CivilDate::parse(DATE).unwrap();
+    let clips = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(shared::source::ClipSource::list_clips(
+            &source,
+            DEMO_LOCATION,
+            date,
+        ))
+        .unwrap();
+    let bodies: Vec<(Vec<u8>, u32)> = clips
+        .iter()
+        .enumerate()
+        .map(|(i, clip)| {
+            let task = shared::pipeline::ClipTask {
+                job_id: "job-refused".into(),
+                location_id: DEMO_LOCATION.into(),
+                clip: clip.clone(),
+                attempt: 1,
+            };
+            let mut result = ClipResult::failed(&task, "m", "x", String::new());
+            result.status = shared::matching::ClipStatus::NoMatch;
+            (result.error, result.error_kind) = (None, None);
+            if i == 2 {
+                result.transaction_id = Some("not-a-uuid".into());
+            }
+            (shared::queue::encode(&result).unwrap(), 1)
+        })
+        .collect();
+    publish_raw(&d.services, "voice.results", &bodies);
+    assert_eq!(
+        d.wait_for_job(Duration::from_secs(60)),
+        "completed|4|4|0|3|1"
+    );
+    let refused = d.services.psql(
+        "SELECT clip_name || ':' || error_kind FROM voice_clip_results WHERE status = 'failed'",
+    );
+    assert_eq!(refused, format!("{}:refused_by_database", clips[2].name));
+    wait_for_queue(&d.services, "voice.results.dlq", 1, Duration::from_secs(10));
+    let dead = drain_queue(&d.services, "voice.results.dlq");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].0.get("dead_reason").map(String::as_str),
+        Some("refused_by_database")
+    );
+    assert!(
+        dead[0]
+            .0
+            .get("dead_error")
+            .is_some_and(|e| e.contains("uuid")),
+        "{:?}",
+        dead[0].0
+    );
+}
+
 #[test]
 fn poison_messages_land_in_the_dead_letter_queues_with_their_reason() {
     #[derive(serde::Serialize)]

@@ -16,10 +16,11 @@ use super::dead::{self, DeadTask};
 use super::worker::CONNECTION_CHECK;
 use super::{Shutdown, poison, reconnecting};
 use crate::ops::{Alert, Alerter, Level, metrics};
-use crate::pipeline::ClipResult;
+use crate::pipeline::{ClipResult, ClipTask};
 use crate::queue::topology::{DEAD_CLIPS, RESULTS};
 use crate::queue::{Broker, BrokerConfig, BrokerError, decode};
-use crate::store::{JobRow, Store};
+use crate::source::ClipRef;
+use crate::store::{JobRow, Store, StoreError};
 
 pub struct ReducerService {
     pub broker: BrokerConfig,
@@ -93,8 +94,9 @@ impl ReducerService {
         }
     }
 
-    /// Counts and alerts for a job this reducer just closed.
-    async fn closed(&self, job: &JobRow) {
+    /// Counts and alerts for a job this reducer just closed. The alert is sent on its own task:
+    /// a slow webhook never holds up a batch's ack.
+    fn closed(&self, job: &JobRow) {
         tracing::info!(
             job = %job.job_id,
             status = %job.status,
@@ -116,9 +118,11 @@ impl ReducerService {
                 100.0 * rate,
                 100.0 * self.min_success_rate
             );
-            self.alerter
-                .send(&job_alert(job, "low_success_rate", text))
-                .await;
+            let (alerter, alert) = (
+                self.alerter.clone(),
+                job_alert(job, "low_success_rate", text),
+            );
+            tokio::spawn(async move { alerter.send(&alert).await });
         } else {
             metrics().jobs_completed.inc();
         }
@@ -158,13 +162,17 @@ impl ReducerService {
             match dead::judge(&delivery) {
                 DeadTask::Failed(result) => {
                     tracing::warn!(clip = %result.clip_key, job = %result.job_id, kind = result.error_kind.as_deref().unwrap_or("-"), "a dead-lettered task is stored as a failed result");
-                    let Some(jobs) = self.write(std::slice::from_ref(&*result), shutdown).await
-                    else {
-                        return Ok(());
+                    let jobs = match self.write(std::slice::from_ref(&*result), shutdown).await {
+                        Written::Stored(jobs) => jobs,
+                        Written::Shutdown => return Ok(()),
+                        Written::Refused(e) => {
+                            tracing::error!(error = %e, "the database refuses the dead-lettered task's failed result: only the dead-letter queue keeps it");
+                            Vec::new()
+                        }
                     };
                     metrics().results_stored.inc();
                     for (job, _) in jobs.iter().filter(|(_, closed_now)| *closed_now) {
-                        self.closed(job).await;
+                        self.closed(job);
                     }
                 }
                 DeadTask::AlreadyResulted => {}
@@ -220,10 +228,14 @@ impl ReducerService {
         batch: &mut Vec<Delivery>,
     ) -> Option<BrokerError> {
         let deadline = tokio::time::Instant::now() + self.linger;
-        while batch.len() < self.batch {
+        let mut bytes: usize = batch.iter().map(|d| d.data.len()).sum();
+        while batch.len() < self.batch && bytes < BATCH_BYTES {
             match tokio::time::timeout_at(deadline, consumer.next()).await {
                 Err(_) => return None,
-                Ok(Some(Ok(delivery))) => batch.push(delivery),
+                Ok(Some(Ok(delivery))) => {
+                    bytes += delivery.data.len();
+                    batch.push(delivery);
+                }
                 Ok(Some(Err(e))) => return Some(e.into()),
                 Ok(None) => return Some(BrokerError::Cancelled),
             }
@@ -242,30 +254,80 @@ impl ReducerService {
             return Ok(true);
         };
         let mut results = Vec::with_capacity(batch.len());
+        let mut deliveries = Vec::with_capacity(batch.len());
         for delivery in batch {
             match decode::<ClipResult>(&delivery.data) {
-                Ok(result) => results.push(result),
+                Ok(result) => {
+                    results.push(result);
+                    deliveries.push(delivery);
+                }
                 Err(e) => poison::settle(broker, delivery, RESULTS, &e).await?,
             }
         }
-        let Some(jobs) = self.write(&results, shutdown).await else {
+        let Some(jobs) = self
+            .store_all(broker, &deliveries, &results, shutdown)
+            .await?
+        else {
             return Ok(false);
         };
         metrics().results_stored.inc_by(results.len() as u64);
         for (job, _) in jobs.iter().filter(|(_, closed_now)| *closed_now) {
-            self.closed(job).await;
+            self.closed(job);
         }
         // One ack for the whole batch: every delivery up to the last one on this channel.
         last.ack(BasicAckOptions { multiple: true }).await?;
         Ok(true)
     }
 
-    /// Writes until it succeeds (the database may be restarting), or until shutdown (`None`).
-    async fn write(
+    /// Stores `results` (received as `deliveries`). A batch the database refuses for good is
+    /// split in halves until the result it refuses is alone; that one goes to the dead-letter
+    /// queue with the database's reason and is stored as a bare `failed` result, so that its job
+    /// still closes. `None` when shutdown came first.
+    async fn store_all(
         &self,
+        broker: &Broker,
+        deliveries: &[&Delivery],
         results: &[ClipResult],
         shutdown: &Shutdown,
-    ) -> Option<Vec<(JobRow, bool)>> {
+    ) -> Result<Option<Vec<(JobRow, bool)>>, BrokerError> {
+        let mut jobs = Vec::new();
+        let mut parts = vec![0..results.len()];
+        while let Some(part) = parts.pop() {
+            if part.is_empty() {
+                continue;
+            }
+            match self.write(&results[part.clone()], shutdown).await {
+                Written::Stored(stored) => jobs.extend(stored),
+                Written::Shutdown => return Ok(None),
+                Written::Refused(_) if part.len() > 1 => {
+                    let middle = part.start + part.len() / 2;
+                    parts.push(middle..part.end);
+                    parts.push(part.start..middle);
+                }
+                Written::Refused(e) => {
+                    let (delivery, result) = (deliveries[part.start], &results[part.start]);
+                    let error = e.to_string();
+                    tracing::error!(clip = %result.clip_key, %error, "the database refuses this result: dead-lettered, stored as a bare failed result");
+                    broker
+                        .dead_letter(delivery, RESULTS, "refused_by_database", &error)
+                        .await?;
+                    let bare = bare_failed(result, &error);
+                    match self.write(std::slice::from_ref(&bare), shutdown).await {
+                        Written::Stored(stored) => jobs.extend(stored),
+                        Written::Shutdown => return Ok(None),
+                        Written::Refused(e) => {
+                            tracing::error!(clip = %result.clip_key, error = %e, "even a bare failed result is refused: only the dead-letter queue keeps it");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Some(jobs))
+    }
+
+    /// Writes until it succeeds (the database may be restarting, a statement may hang past
+    /// [`WRITE_TIMEOUT`]), until the database refuses the rows themselves, or until shutdown.
+    async fn write(&self, results: &[ClipResult], shutdown: &Shutdown) -> Written {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(5))
@@ -273,19 +335,67 @@ impl ReducerService {
             .without_max_times()
             .build();
         loop {
-            match self.store.write_results(results).await {
-                Ok(jobs) => return Some(jobs),
+            let written = tokio::time::timeout(WRITE_TIMEOUT, self.store.write_results(results))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Data(format!(
+                        "no answer within {} s",
+                        WRITE_TIMEOUT.as_secs()
+                    )))
+                });
+            match written {
+                Ok(jobs) => return Written::Stored(jobs),
+                Err(e) if e.is_permanent() => return Written::Refused(e),
                 Err(e) => {
                     let wait = backoff.next().unwrap_or(Duration::from_secs(5));
                     tracing::warn!(error = %e, results = results.len(), retry_in = ?wait, "storing results failed; they stay unacknowledged");
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
-                        () = shutdown.wait() => return None,
+                        () = shutdown.wait() => return Written::Shutdown,
                     }
                 }
             }
         }
     }
+}
+
+/// What became of a write.
+enum Written {
+    Stored(Vec<(JobRow, bool)>),
+    /// The database refuses these rows for good (a data error, a violated constraint).
+    Refused(StoreError),
+    Shutdown,
+}
+
+/// A statement that takes longer is abandoned and tried again.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A batch holds at most this many bytes of results (one JSONB parameter), whatever `batch`.
+const BATCH_BYTES: usize = 16 << 20;
+
+/// `result` with only its identity and the database's reason: what can still be stored of a
+/// result the database refused.
+fn bare_failed(result: &ClipResult, error: &str) -> ClipResult {
+    let task = ClipTask {
+        job_id: result.job_id.clone(),
+        location_id: result.location_id.clone(),
+        clip: ClipRef {
+            key: result.clip_key.clone(),
+            name: result.clip.clone(),
+            date: result.date.clone(),
+            transaction_id: None,
+            size: 0,
+            version: String::new(),
+            location: String::new(),
+        },
+        attempt: result.attempts,
+    };
+    ClipResult::failed(
+        &task,
+        &result.model,
+        "refused_by_database",
+        format!("the database refused the result: {error}"),
+    )
 }
 
 /// An alert about one job, with its counters.

@@ -32,9 +32,15 @@ pub enum BrokerError {
     Unroutable { queue: String },
     #[error("the broker cancelled the consumer")]
     Cancelled,
+    #[error("the broker did not confirm a message for {queue} within {} s", CONFIRM_TIMEOUT.as_secs())]
+    ConfirmTimeout { queue: String },
     #[error(transparent)]
     Encode(#[from] super::MessageError),
 }
+
+/// A publish the broker has not confirmed by then is an error (the message may still arrive:
+/// consumers take duplicates in their stride), never a wait for ever.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a message goes and what it carries.
 pub struct Outgoing<'a> {
@@ -220,7 +226,10 @@ impl Broker {
     pub async fn publish(&self, message: Outgoing<'_>) -> Result<(), BrokerError> {
         let queue = message.routing_key.to_string();
         let confirm = self.send(message).await?;
-        check(confirm.await?, &queue)
+        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+            Ok(confirmation) => check(confirmation?, &queue),
+            Err(_) => Err(BrokerError::ConfirmTimeout { queue }),
+        }
     }
 
     /// Publishes everything first and then collects the confirms: the broker confirms in
@@ -237,9 +246,10 @@ impl Broker {
         let mut results = Vec::with_capacity(pending.len());
         for (queue, sent) in pending {
             results.push(match sent {
-                Ok(confirm) => match confirm.await {
-                    Ok(confirmation) => check(confirmation, &queue),
-                    Err(e) => Err(e.into()),
+                Ok(confirm) => match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+                    Ok(Ok(confirmation)) => check(confirmation, &queue),
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(_) => Err(BrokerError::ConfirmTimeout { queue }),
                 },
                 Err(e) => Err(e),
             });

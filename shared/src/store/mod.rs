@@ -49,6 +49,22 @@ pub enum StoreError {
     Tls(String),
 }
 
+impl StoreError {
+    /// Whether the database refused the data itself (SQLSTATE class 22 data exception, 23
+    /// integrity violation, 42 syntax or access, 54 a limit exceeded): trying the same rows
+    /// again can never succeed.
+    pub fn is_permanent(&self) -> bool {
+        let Self::Db(e) = self else {
+            return false;
+        };
+        e.code().is_some_and(|c| {
+            ["22", "23", "42", "54"]
+                .iter()
+                .any(|class| c.code().starts_with(class))
+        })
+    }
+}
+
 /// tokio-postgres keeps the reason (a refused certificate, a reset) in its source chain.
 fn with_causes(e: &tokio_postgres::Error) -> String {
     let mut text = e.to_string();
