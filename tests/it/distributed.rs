@@ -57,6 +57,24 @@ impl Deployment {
             .unwrap_or(0)
     }
 
+    /// Records a job of `total` clips as the dispatcher would; returns the data root's clips.
+    fn job_of_clips(&self, job: &str, total: usize) -> Vec<shared::source::ClipRef> {
+        self.services.psql(&format!(
+            "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped)
+             VALUES ('{job}', '{DEMO_LOCATION}', '{DATE}', '{DATE}', {total}, 0)"
+        ));
+        let source = shared::source::LocalSource::new(self.data.path());
+        let date = shared::source::CivilDate::parse(DATE).unwrap();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(shared::source::ClipSource::list_clips(
+                &source,
+                DEMO_LOCATION,
+                date,
+            ))
+            .unwrap()
+    }
+
     /// Waits for `rows` result rows (or more).
     fn wait_for_rows(&self, rows: usize, limit: Duration) {
         let deadline = Instant::now() + limit;
@@ -415,20 +433,7 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
     let mut d = Deployment::new("dead", 1);
     let _reducer = d.spawn("reducer");
     wait_for_queue(&d.services, "voice.clips.dead", 0, Duration::from_secs(30));
-    d.services.psql(&format!(
-        "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped)
-         VALUES ('job-dead', '{DEMO_LOCATION}', '{DATE}', '{DATE}', 2, 0)"
-    ));
-    let source = shared::source::LocalSource::new(d.data.path());
-    let date = shared::source::CivilDate::parse(DATE).unwrap();
-    let clips = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(shared::source::ClipSource::list_clips(
-            &source,
-            DEMO_LOCATION,
-            date,
-        ))
-        .unwrap();
+    let clips = d.job_of_clips("job-dead", 2);
     let task = shared::pipeline::ClipTask {
         job_id: "job-dead".into(),
         location_id: DEMO_LOCATION.into(),
@@ -523,20 +528,7 @@ fn a_result_the_database_refuses_is_dead_lettered_and_the_rest_stored() {
     let mut d = Deployment::new("refused", 4);
     let _reducer = d.spawn("reducer");
     wait_for_queue(&d.services, "voice.results", 0, Duration::from_secs(30));
-    d.services.psql(&format!(
-        "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped)
-         VALUES ('job-refused', '{DEMO_LOCATION}', '{DATE}', '{DATE}', 4, 0)"
-    ));
-    let source = shared::source::LocalSource::new(d.data.path());
-    let date = shared::source::CivilDate::parse(DATE).unwrap();
-    let clips = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(shared::source::ClipSource::list_clips(
-            &source,
-            DEMO_LOCATION,
-            date,
-        ))
-        .unwrap();
+    let clips = d.job_of_clips("job-refused", 4);
     let bodies: Vec<(Vec<u8>, u32)> = clips
         .iter()
         .enumerate()
