@@ -291,7 +291,8 @@ impl ReducerService {
         shutdown: &Shutdown,
     ) -> Result<Option<Vec<(JobRow, bool)>>, BrokerError> {
         let mut jobs = Vec::new();
-        let mut parts = vec![0..results.len()];
+        let mut parts: Vec<std::ops::Range<usize>> = Vec::new();
+        parts.push(0..results.len());
         while let Some(part) = parts.pop() {
             if part.is_empty() {
                 continue;
