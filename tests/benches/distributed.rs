@@ -161,11 +161,13 @@ async fn reducer() {
             location_id: DEMO_LOCATION,
             date_from: DATE,
             date_to: DATE,
-            total: N as i32,
+            planned: N as i32,
             skipped: 0,
         })
         .await
         .expect("job");
+    store.add_published(job, N as i32).await.expect("job");
+    store.finish_publishing(job).await.expect("job");
     let broker = Broker::connect(&url, "bench").await.expect("broker");
     let results: Vec<ClipResult> = (0..N).map(|i| result(job, i)).collect();
     let bodies: Vec<Vec<u8>> = results.iter().map(|r| encode(r).expect("encode")).collect();

@@ -390,11 +390,14 @@ async fn new_job(store: &shared::store::Store, job: &str, total: i32) {
             location_id: it::DEMO_LOCATION,
             date_from: "2025-10-06",
             date_to: "2025-10-06",
-            total,
+            planned: total,
             skipped: 0,
         })
         .await
         .unwrap();
+    // Published in full, as the dispatcher records it.
+    store.add_published(job, total).await.unwrap();
+    store.finish_publishing(job).await.unwrap();
 }
 
 /// Two reducers storing the last two results of one job at the same moment: each recount must

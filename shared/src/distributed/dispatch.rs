@@ -13,6 +13,9 @@ use crate::store::{JobRow, NewJob, Store, StoreError};
 /// Publishing is retried this many times (reconnecting in between) before the job is failed.
 const PUBLISH_ROUNDS: usize = 3;
 
+/// Tasks published between two updates of the job's total.
+const PUBLISH_CHUNK: usize = 500;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error(transparent)]
@@ -87,16 +90,19 @@ pub async fn publish_job(
     };
     let job_id = first.job_id.as_str();
     let (from, to) = (dates.start.to_string(), dates.end.to_string());
-    store
+    let handed = store
         .create_job(&NewJob {
             job_id,
             location_id: location,
             date_from: &from,
             date_to: &to,
-            total: i32::try_from(plan.tasks.len()).unwrap_or(i32::MAX),
+            planned: i32::try_from(plan.tasks.len()).unwrap_or(i32::MAX),
             skipped: i32::try_from(plan.skipped).unwrap_or(i32::MAX),
         })
         .await?;
+    for earlier in &handed {
+        tracing::warn!(job = %earlier, to = job_id, "a job still running for this location and these days hands its clips over to this one");
+    }
 
     let bodies = plan
         .tasks
@@ -115,20 +121,36 @@ pub async fn publish_job(
                 continue;
             }
         };
-        let outcomes = broker
-            .publish_all(pending.iter().map(|&i| {
-                let task = &plan.tasks[i];
-                Outgoing::to_queue(
-                    CLIPS,
-                    &bodies[i],
-                    properties(
-                        &task.clip.message_id(),
-                        &task.job_id,
-                        task_headers(task, None),
-                    ),
-                )
-            }))
-            .await;
+        // In chunks, each counted into the job's total once the broker confirmed it: a
+        // dispatcher killed mid-publish leaves the total it really published.
+        let mut failed = Vec::new();
+        for chunk in pending.chunks(PUBLISH_CHUNK) {
+            let outcomes = broker
+                .publish_all(chunk.iter().map(|&i| {
+                    let task = &plan.tasks[i];
+                    Outgoing::to_queue(
+                        CLIPS,
+                        &bodies[i],
+                        properties(
+                            &task.clip.message_id(),
+                            &task.job_id,
+                            task_headers(task, None),
+                        ),
+                    )
+                }))
+                .await;
+            let mut confirmed = 0;
+            for (i, outcome) in chunk.iter().zip(outcomes) {
+                match outcome {
+                    Ok(()) => confirmed += 1,
+                    Err(e) => {
+                        last_error = e.to_string();
+                        failed.push(*i);
+                    }
+                }
+            }
+            store.add_published(job_id, confirmed).await?;
+        }
         // What the workers have in front of them now (the metric "queue depth seen by the
         // dispatcher"); only informative, so a failure to read it is not an error.
         if let Ok(depth) = broker.queue_depth(CLIPS).await {
@@ -139,13 +161,6 @@ pub async fn publish_job(
             tracing::info!(queue = CLIPS, depth, "queue depth after publishing");
         }
         broker.close().await;
-        let mut failed = Vec::new();
-        for (i, outcome) in pending.iter().zip(outcomes) {
-            if let Err(e) = outcome {
-                last_error = e.to_string();
-                failed.push(*i);
-            }
-        }
         if !failed.is_empty() {
             tracing::warn!(round, failed = failed.len(), error = %last_error, "some clips were not confirmed; publishing them again");
         }
@@ -155,16 +170,14 @@ pub async fn publish_job(
         }
     }
     let published = plan.tasks.len() - pending.len();
-    if pending.is_empty() {
-        return Ok(published);
-    }
-    // Failed before the total is cut: a total of 0 would close the job as completed.
+    // Failed before publishing is declared over: a total of 0 would close the job as completed.
     if published == 0 {
         store.end_job(job_id, "failed", &last_error).await?;
     }
-    store
-        .set_job_total(job_id, i32::try_from(published).unwrap_or(i32::MAX))
-        .await?;
+    store.finish_publishing(job_id).await?;
+    if pending.is_empty() {
+        return Ok(published);
+    }
     Err(DispatchError::Incomplete {
         published,
         planned: plan.tasks.len(),

@@ -36,6 +36,10 @@ pub struct ReducerService {
     pub max_job_duration: Duration,
 }
 
+/// A job whose dispatcher showed no sign of life (a confirmed chunk) for this long while
+/// publishing is taken to have lost it.
+const PUBLISH_LEASE: Duration = Duration::from_secs(120);
+
 /// How often running jobs are checked against `max_job_duration`.
 const TIMEOUT_SWEEP: Duration = Duration::from_secs(30);
 
@@ -68,6 +72,17 @@ impl ReducerService {
 
     async fn sweep_timeouts(&self) {
         loop {
+            match self.store.settle_abandoned_publishing(PUBLISH_LEASE).await {
+                Ok(jobs) => {
+                    for job in jobs {
+                        tracing::warn!(job = %job.job_id, total = job.total, "its dispatcher stopped while publishing: the job goes on with the clips it published");
+                        if !job.is_open() {
+                            self.closed(&job);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "checking for abandoned publishing failed"),
+            }
             match self.store.time_out_jobs(self.max_job_duration).await {
                 Ok(jobs) => {
                     for job in jobs {

@@ -219,22 +219,22 @@ impl WorkerService {
         Ok(())
     }
 
-    /// Whether this job already stored a completed result for the clip: a redelivery (after a
-    /// lost ack, a worker killed after publishing) is then acked as it is, without downloading,
-    /// processing or paying AssemblyAI again. When the store cannot say, the clip is done again;
+    /// Whether the task needs no work: its job already stored a completed result for the clip
+    /// (a redelivery after a lost ack, a worker killed after publishing), or the job was handed
+    /// over to a later run that publishes the clip itself. It is then acked as it is, without
+    /// downloading, processing or paying AssemblyAI. When the store cannot say, the clip is done again;
     /// the reducer's upsert keeps that harmless.
     async fn already_completed(&self, task: &ClipTask) -> bool {
         let Some(store) = &self.store else {
             return false;
         };
-        match store.completed_in_job(&task.job_id, &task.clip.key).await {
-            Ok(done) => {
-                if done {
-                    tracing::info!(clip = %task.clip.key, job = %task.job_id, "already completed in this job: acked without doing it again");
-                    metrics().duplicates_skipped.inc();
-                }
-                done
+        match store.settled_task(&task.job_id, &task.clip.key).await {
+            Ok(Some(why)) => {
+                tracing::info!(clip = %task.clip.key, job = %task.job_id, "{why}: acked without doing it");
+                metrics().duplicates_skipped.inc();
+                true
             }
+            Ok(None) => false,
             Err(e) => {
                 tracing::debug!(error = %e, "could not ask the store whether the clip is done");
                 false

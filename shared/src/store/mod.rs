@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_voice_tables.sql")),
     (2, include_str!("migrations/0002_transcripts.sql")),
     (3, include_str!("migrations/0003_calibration.sql")),
+    (4, include_str!("migrations/0004_publishing.sql")),
 ];
 /// Any fixed number: the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x766f_6963_6531;
@@ -142,7 +143,8 @@ pub struct NewJob<'a> {
     pub location_id: &'a str,
     pub date_from: &'a str,
     pub date_to: &'a str,
-    pub total: i32,
+    /// What the dispatcher means to publish; the total grows as the broker confirms.
+    pub planned: i32,
     pub skipped: i32,
 }
 
@@ -216,45 +218,109 @@ impl Store {
         Ok(())
     }
 
-    pub async fn create_job(&self, job: &NewJob<'_>) -> Result<(), StoreError> {
-        self.pool
-            .get()
-            .await?
+    /// Records the job, and hands over to it every job still running for the same location and
+    /// overlapping days (an earlier run a CronJob retried): those end `superseded`, their
+    /// remaining tasks are skipped by the workers, and this job publishes what is not done.
+    /// Returns the jobs handed over.
+    pub async fn create_job(&self, job: &NewJob<'_>) -> Result<Vec<String>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let handed = tx
             .query_typed(
-                "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped)
-                 VALUES ($1, $2::uuid, $3::date, $4::date, $5, $6)",
+                "UPDATE voice_jobs SET status = 'superseded', finished_at = now(), updated_at = now(),
+                     error = 'handed over to job ' || $1
+                 WHERE location_id = $2::uuid AND status = 'running' AND job_id <> $1
+                   AND date_from <= $4::date AND date_to >= $3::date
+                 RETURNING job_id",
                 &[
                     (&job.job_id, Type::TEXT),
                     (&job.location_id, Type::TEXT),
                     (&job.date_from, Type::TEXT),
                     (&job.date_to, Type::TEXT),
-                    (&job.total, Type::INT4),
-                    (&job.skipped, Type::INT4),
                 ],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get::<_, String>("job_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.query_typed(
+            "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped,
+                                         planned, published_at, publishing_at)
+                 VALUES ($1, $2::uuid, $3::date, $4::date, 0, $6, $5, NULL, now())",
+            &[
+                (&job.job_id, Type::TEXT),
+                (&job.location_id, Type::TEXT),
+                (&job.date_from, Type::TEXT),
+                (&job.date_to, Type::TEXT),
+                (&job.planned, Type::INT4),
+                (&job.skipped, Type::INT4),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(handed)
+    }
+
+    /// Counts `confirmed` more published tasks into the job's total (the dispatcher's sign of
+    /// life while it publishes).
+    pub async fn add_published(&self, job_id: &str, confirmed: i32) -> Result<(), StoreError> {
+        self.pool
+            .get()
+            .await?
+            .query_typed(
+                "UPDATE voice_jobs SET total = total + $2, publishing_at = now(), updated_at = now()
+                 WHERE job_id = $1",
+                &[(&job_id, Type::TEXT), (&confirmed, Type::INT4)],
             )
             .await?;
         Ok(())
     }
 
-    /// Sets how many clips the job has (fewer than planned when publishing failed); a job whose
-    /// results are all in is closed here, since no further result will come to close it.
-    pub async fn set_job_total(&self, job_id: &str, total: i32) -> Result<JobRow, StoreError> {
+    /// Publishing is over: the job may close, and one whose results are all in closes here,
+    /// since no further result will come to close it.
+    pub async fn finish_publishing(&self, job_id: &str) -> Result<JobRow, StoreError> {
         let sql = format!(
-            "UPDATE voice_jobs SET total = $2, updated_at = now(),
-                 status = CASE WHEN status = 'running' AND done >= $2 THEN 'completed' ELSE status END,
-                 finished_at = CASE WHEN status = 'running' AND done >= $2 THEN now() ELSE finished_at END
+            "UPDATE voice_jobs SET published_at = now(), updated_at = now(),
+                 status = CASE WHEN status = 'running' AND done >= total THEN 'completed' ELSE status END,
+                 finished_at = CASE WHEN status = 'running' AND done >= total THEN now() ELSE finished_at END
              WHERE job_id = $1 RETURNING {JOB_COLUMNS}"
         );
         let rows = self
             .pool
             .get()
             .await?
-            .query_typed(&sql, &[(&job_id, Type::TEXT), (&total, Type::INT4)])
+            .query_typed(&sql, &[(&job_id, Type::TEXT)])
             .await?;
         rows.first()
             .map(JobRow::from_row)
             .transpose()?
             .ok_or_else(|| StoreError::Data(format!("job {job_id} is not in voice_jobs")))
+    }
+
+    /// Jobs whose dispatcher stopped mid-publish (no sign of life for `lease`): publishing is
+    /// declared over with what was confirmed, noted in `error`; those with every result in close.
+    pub async fn settle_abandoned_publishing(
+        &self,
+        lease: Duration,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let seconds = lease.as_secs_f64();
+        let sql = format!(
+            "UPDATE voice_jobs SET published_at = now(), updated_at = now(),
+                 error = 'the dispatcher stopped after publishing ' || total || ' of '
+                         || COALESCE(planned, total) || ' clips',
+                 status = CASE WHEN status = 'running' AND done >= total THEN 'completed' ELSE status END,
+                 finished_at = CASE WHEN status = 'running' AND done >= total THEN now() ELSE finished_at END
+             WHERE published_at IS NULL
+               AND COALESCE(publishing_at, started_at) < now() - make_interval(secs => $1::float8)
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query_typed(&sql, &[(&seconds, Type::FLOAT8)])
+            .await?;
+        rows.iter().map(JobRow::from_row).collect()
     }
 
     /// Ends a job that is still running with `status` (`failed`, `timed_out`) and the reason.
@@ -303,19 +369,36 @@ impl Store {
             .collect()
     }
 
-    /// Whether `job` already stored a completed (not failed) result for the clip.
-    pub async fn completed_in_job(&self, job: &str, clip_key: &str) -> Result<bool, StoreError> {
+    /// Why a task of `job` for the clip needs no work any more, if it does not: its job already
+    /// stored a completed result for it, or the job was handed over to a later run.
+    pub async fn settled_task(
+        &self,
+        job: &str,
+        clip_key: &str,
+    ) -> Result<Option<&'static str>, StoreError> {
         let rows = self
             .pool
             .get()
             .await?
             .query_typed(
-                "SELECT 1 FROM voice_clip_results
-                 WHERE clip_key = $1 AND job_id = $2 AND status <> 'failed'",
+                "SELECT (SELECT status FROM voice_jobs WHERE job_id = $2) = 'superseded' AS handed,
+                        EXISTS (SELECT 1 FROM voice_clip_results
+                                WHERE clip_key = $1 AND job_id = $2 AND status <> 'failed') AS done",
                 &[(&clip_key, Type::TEXT), (&job, Type::TEXT)],
             )
             .await?;
-        Ok(!rows.is_empty())
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let handed: Option<bool> = row.try_get("handed")?;
+        let done: bool = row.try_get("done")?;
+        Ok(if done {
+            Some("already completed in this job")
+        } else if handed == Some(true) {
+            Some("its job was handed over to a later run")
+        } else {
+            None
+        })
     }
 
     /// Upserts `results` by clip and recounts their jobs, in one transaction; returns the jobs
@@ -437,8 +520,10 @@ const RECOUNT_JOBS: &str = "
 UPDATE voice_jobs j SET
     done = c.done, matched = c.matched, no_match = c.no_match,
     no_speech = c.no_speech, failed = c.failed, updated_at = now(),
-    status = CASE WHEN j.status = 'running' AND c.done >= j.total THEN 'completed' ELSE j.status END,
-    finished_at = CASE WHEN j.status = 'running' AND c.done >= j.total THEN now() ELSE j.finished_at END
+    status = CASE WHEN j.status = 'running' AND j.published_at IS NOT NULL AND c.done >= j.total
+                  THEN 'completed' ELSE j.status END,
+    finished_at = CASE WHEN j.status = 'running' AND j.published_at IS NOT NULL AND c.done >= j.total
+                       THEN now() ELSE j.finished_at END
 FROM (
     SELECT job_id,
            count(*)::int AS done,
