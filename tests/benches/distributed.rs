@@ -70,6 +70,7 @@ fn task(job: &str, i: usize) -> ClipTask {
             version: format!("500000-{i}"),
         },
         attempt: 1,
+        transcript_id: None,
     }
 }
 

@@ -340,3 +340,41 @@ async fn a_bad_request_is_permanent_and_deletion_is_sent() {
         .await
         .unwrap();
 }
+
+/// A transcription that outlasts the wait hands back its transcript id, and the retry resumes
+/// polling it: the clip is uploaded and paid for once. Before, every retry uploaded the clip
+/// and asked for a new transcript.
+#[tokio::test]
+async fn a_retry_resumes_the_transcript_instead_of_uploading_again() {
+    let server = MockServer::start().await;
+    mount_happy_start(&server, "tr-7").await;
+    let processing = json!({"id": "tr-7", "status": "processing"});
+    mount(
+        &server,
+        "GET",
+        "/v2/transcript/tr-7",
+        json_answer(200, processing),
+        None,
+    )
+    .await;
+    let mut c = config(&server);
+    c.timeout = Duration::from_millis(300);
+    let client = AssemblyAi::new(c).unwrap();
+    let e = client.transcribe(&clip()).await.unwrap_err();
+    assert!(e.is_transient());
+    assert_eq!(e.transcript_id.as_deref(), Some("tr-7"));
+
+    // Done by the time the retry comes.
+    Mock::given(method("GET"))
+        .and(path("/v2/transcript/tr-7"))
+        .respond_with(json_answer(200, completed("tr-7")))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let transcript = client.resume("tr-7").await.unwrap();
+    assert_eq!(transcript.id, "tr-7");
+    assert_eq!(transcript.utterances.len(), 2);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests_to(&requests, "POST", "/v2/upload").len(), 1);
+    assert_eq!(requests_to(&requests, "POST", "/v2/transcript").len(), 1);
+}

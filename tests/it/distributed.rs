@@ -565,6 +565,7 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
         location_id: DEMO_LOCATION.into(),
         clip: clips[0].clone(),
         attempt: 1,
+        transcript_id: None,
     };
 
     // Handed back again and again (as by workers that die holding it), until the broker gives up.
@@ -664,6 +665,7 @@ fn a_result_the_database_refuses_is_dead_lettered_and_the_rest_stored() {
                 location_id: DEMO_LOCATION.into(),
                 clip: clip.clone(),
                 attempt: 1,
+                transcript_id: None,
             };
             let mut result = ClipResult::failed(&task, "m", "x", String::new());
             result.status = shared::matching::ClipStatus::NoMatch;
@@ -788,6 +790,7 @@ fn transient_failures_wait_in_a_delay_queue_then_give_up_into_the_dlq() {
             location_id: DEMO_LOCATION.into(),
             clip,
             attempt,
+            transcript_id: None,
         };
         (shared::queue::encode(&task).unwrap(), attempt)
     };
@@ -903,6 +906,7 @@ fn assemblyai_turns_through_the_distributed_pipeline() {
                 location_id: DEMO_LOCATION.into(),
                 clip,
                 attempt: 1,
+                transcript_id: None,
             };
             (shared::queue::encode(&task).unwrap(), 1)
         })

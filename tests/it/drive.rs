@@ -767,6 +767,7 @@ fn failing_api_calls_alert_but_never_fail_liveness() {
                     location: format!("clipGone{i:05}"),
                 },
                 attempt: 1,
+                transcript_id: None,
             };
             it::publish_task(&broker, &task).await;
         }

@@ -380,6 +380,7 @@ fn clip_task(job: &str, i: usize) -> shared::pipeline::ClipTask {
             version: format!("1000-{i}"),
         },
         attempt: 1,
+        transcript_id: None,
     }
 }
 

@@ -64,5 +64,6 @@ fn from_headers(delivery: &Delivery) -> Option<ClipTask> {
         attempt: header_number(props, "attempt")
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(1),
+        transcript_id: None,
     })
 }

@@ -67,6 +67,7 @@ pub async fn plan(
             location_id: location.to_string(),
             clip,
             attempt: 1,
+            transcript_id: None,
         })
         .collect();
     Ok(Plan {

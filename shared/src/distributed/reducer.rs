@@ -405,6 +405,7 @@ fn bare_failed(result: &ClipResult, error: &str) -> ClipResult {
             location: String::new(),
         },
         attempt: result.attempts,
+        transcript_id: None,
     };
     ClipResult::failed(
         &task,

@@ -55,8 +55,9 @@ pub struct WorkerService {
 /// What became of one clip task.
 enum Outcome {
     Result(Box<ClipResult>),
-    /// Worth another try later: the stable kind and the message.
-    Transient(&'static str, String),
+    /// Worth another try later: the stable kind, the message, and the AssemblyAI transcript
+    /// still being made, if any (the next try waits for it instead of uploading again).
+    Transient(&'static str, String, Option<String>),
 }
 
 impl WorkerService {
@@ -184,11 +185,12 @@ impl WorkerService {
         let started = std::time::Instant::now();
         let result = match self.run_task(&task).await {
             Outcome::Result(result) => result,
-            Outcome::Transient(kind, error) => match retry_queue(task.attempt) {
+            Outcome::Transient(kind, error, transcript_id) => match retry_queue(task.attempt) {
                 Some(queue) => {
                     tracing::warn!(clip = %task.clip.key, attempt = task.attempt, kind, %error, "transient failure: trying again later");
                     let next = ClipTask {
                         attempt: task.attempt + 1,
+                        transcript_id,
                         ..task.clone()
                     };
                     let headers = task_headers(&next, Some(kind));
@@ -196,6 +198,7 @@ impl WorkerService {
                 }
                 None => {
                     tracing::error!(clip = %task.clip.key, attempt = task.attempt, kind, %error, "giving up on the clip");
+                    self.abandon(transcript_id.as_deref()).await;
                     let error = format!("gave up after {} tries: {error}", task.attempt);
                     broker
                         .dead_letter(delivery, CLIPS, "retries_exhausted", &error)
@@ -242,6 +245,16 @@ impl WorkerService {
         }
     }
 
+    /// A transcript left behind by a clip given up on: deleted when AAI_DELETE_TRANSCRIPTS asks.
+    async fn abandon(&self, transcript_id: Option<&str>) {
+        if let (true, Some(transcriber), Some(id)) =
+            (self.delete_transcripts, &self.transcriber, transcript_id)
+            && let Err(e) = transcriber.delete(id).await
+        {
+            tracing::warn!(transcript = %id, error = %e, "could not delete the abandoned transcript from AssemblyAI");
+        }
+    }
+
     async fn run_task(&self, task: &ClipTask) -> Outcome {
         let model = self.processor.batcher.manifest().id.clone();
         let failed = |kind: &str, e: String| {
@@ -253,20 +266,35 @@ impl WorkerService {
         }
         let clip = match self.source.fetch_clip(&task.location_id, &task.clip).await {
             Ok(clip) => clip,
-            Err(e) if e.is_transient() => return Outcome::Transient(e.kind(), e.to_string()),
+            Err(e) if e.is_transient() => return Outcome::Transient(e.kind(), e.to_string(), None),
             Err(e) => return failed(e.kind(), e.to_string()),
         };
         // Both wait (the service; the first clip of a location on its enrollment): together.
         let transcribe = async {
-            match &self.transcriber {
-                None => Ok(None),
-                Some(transcriber) => transcriber.transcribe(clip.path()).await.map(Some),
+            let Some(transcriber) = &self.transcriber else {
+                return Ok(None);
+            };
+            if let Some(id) = &task.transcript_id {
+                match transcriber.resume(id).await {
+                    // Gone, or refused: make a fresh one rather than fail the clip.
+                    Err(e) if !e.is_transient() && e.kind != "transcript_error" => {
+                        tracing::warn!(transcript = %id, error = %e, "the earlier transcript cannot be resumed; transcribing again");
+                    }
+                    resumed => return resumed.map(Some),
+                }
             }
+            transcriber.transcribe(clip.path()).await.map(Some)
         };
         let profiles = self
             .profiles
             .get(&self.processor.batcher, &task.location_id, false);
         let (profiles, transcript) = tokio::join!(profiles, transcribe);
+        // A transcript made (or being made) while the profiles failed is waited for next time.
+        let pending = match &transcript {
+            Ok(Some(t)) => Some(t.id.clone()),
+            Err(e) => e.transcript_id.clone(),
+            Ok(None) => None,
+        };
         let profiles = match profiles {
             Ok(enrolled) => {
                 if enrolled.origin == Origin::Enrolled && enrolled.profiles.calibration.has_issues()
@@ -278,14 +306,18 @@ impl WorkerService {
                 enrolled.profiles
             }
             Err(ProfileError::Source(e)) if e.is_transient() => {
-                return Outcome::Transient(e.kind(), e.to_string());
+                return Outcome::Transient(e.kind(), e.to_string(), pending);
             }
-            Err(e) if e.is_transient() => return Outcome::Transient("profiles", e.to_string()),
+            Err(e) if e.is_transient() => {
+                return Outcome::Transient("profiles", e.to_string(), pending);
+            }
             Err(e) => return failed("no_profiles", e.to_string()),
         };
         let transcript = match transcript {
             Ok(transcript) => transcript,
-            Err(e) if e.is_transient() => return Outcome::Transient(e.kind, e.message),
+            Err(e) if e.is_transient() => {
+                return Outcome::Transient(e.kind, e.message, e.transcript_id);
+            }
             Err(e) => return failed(e.kind, e.message),
         };
         let processor = Arc::clone(&self.processor);
@@ -303,6 +335,7 @@ impl WorkerService {
                 result
                     .error
                     .unwrap_or_else(|| "the speaker model failed".into()),
+                task.transcript_id.clone(),
             ),
             Ok(result) => Outcome::Result(Box::new(result)),
             Err(e) => failed("internal", format!("clip processing stopped: {e}")),

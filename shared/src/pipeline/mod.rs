@@ -26,6 +26,9 @@ pub struct ClipTask {
     pub clip: ClipRef,
     /// 1 for the first try; a retry after a transient failure carries the next number.
     pub attempt: u32,
+    /// A retry after AssemblyAI timed out carries the transcript it was waiting for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_id: Option<String>,
 }
 
 /// What the worker produces for one clip, and the reducer stores (a line of results.jsonl, a row

@@ -70,6 +70,7 @@ pub fn plan_tasks(
                 location_id: opts.location_id.clone(),
                 clip,
                 attempt: 1,
+                transcript_id: None,
             });
         }
     }

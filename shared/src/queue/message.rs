@@ -92,6 +92,7 @@ mod tests {
                 location: "/data/a.wav".into(),
             },
             attempt: 1,
+            transcript_id: None,
         }
     }
 
@@ -101,6 +102,15 @@ mod tests {
         let back: ClipTask = decode(&bytes).unwrap();
         assert_eq!(back.clip, task().clip);
         assert_eq!(back.job_id, "job-1");
+        assert_eq!(back.transcript_id, None);
+        // A retry carries the transcript it waits for; a task without one keeps its old bytes.
+        let retry = ClipTask {
+            transcript_id: Some("tr-1".into()),
+            ..task()
+        };
+        let back: ClipTask = decode(&encode(&retry).unwrap()).unwrap();
+        assert_eq!(back.transcript_id.as_deref(), Some("tr-1"));
+        assert!(encode(&retry).unwrap().len() > bytes.len());
     }
 
     #[test]

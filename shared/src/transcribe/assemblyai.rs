@@ -154,6 +154,22 @@ impl AssemblyAi {
         self.wait(created).await
     }
 
+    /// Waits again for a transcript an earlier try submitted (its error's `transcript_id`),
+    /// without uploading the clip again.
+    pub async fn resume(&self, transcript_id: &str) -> Result<Transcript, TranscribeError> {
+        let path = format!("/v2/transcript/{transcript_id}");
+        let transcript: TranscriptResponse = self
+            .call("poll", || self.request(reqwest::Method::GET, &path))
+            .await
+            .map_err(|mut e| {
+                if e.is_transient() {
+                    e.transcript_id = Some(transcript_id.to_string());
+                }
+                e
+            })?;
+        self.wait(transcript).await
+    }
+
     /// One cheap authenticated call (the latest transcript's id): whether the key works and
     /// the service answers. Remembered for a minute, so probes do not hammer the API.
     pub async fn check(&self) -> Result<(), TranscribeError> {
@@ -205,19 +221,28 @@ impl AssemblyAi {
                 _ => {}
             }
             if started.elapsed() + interval > self.config.timeout {
-                return Err(TranscribeError::transient(
+                let mut e = TranscribeError::transient(
                     "timeout",
                     format!(
                         "transcript {} still {} after {:?}",
                         transcript.id, transcript.status, self.config.timeout
                     ),
-                ));
+                );
+                e.transcript_id = Some(transcript.id.clone());
+                return Err(e);
             }
             tokio::time::sleep(interval).await;
             interval = (interval * 3 / 2).min(Duration::from_secs(5));
+            let id = transcript.id.clone();
             transcript = self
                 .call("poll", || self.request(reqwest::Method::GET, &path))
-                .await?;
+                .await
+                .map_err(|mut e| {
+                    if e.is_transient() {
+                        e.transcript_id = Some(id);
+                    }
+                    e
+                })?;
         }
     }
 

@@ -44,6 +44,9 @@ pub struct TranscribeError {
     transient: bool,
     /// What the service asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The transcript AssemblyAI is still working on when waiting for it failed: a retry
+    /// polls it again instead of uploading (and paying) again.
+    pub transcript_id: Option<String>,
 }
 
 impl TranscribeError {
@@ -53,6 +56,7 @@ impl TranscribeError {
             message,
             transient: true,
             retry_after: None,
+            transcript_id: None,
         }
     }
 
@@ -62,6 +66,7 @@ impl TranscribeError {
             message,
             transient: false,
             retry_after: None,
+            transcript_id: None,
         }
     }
 
