@@ -8,9 +8,13 @@
 //! 4. scaling: the same CPU-bound clips through 1 and then 2 worker processes, one ONNX thread
 //!    each.
 //! 5. memory: one worker over 2,000 clips, its RSS sampled all along.
+//! 6. soak: a 2,000-clip job through 2 workers and 2 reducers, a worker SIGKILLed (and started
+//!    again) every 20 s, the broker restarted once half way: every clip gets exactly one row,
+//!    the job completes, and nothing is left in a queue.
 //!
 //! Run with release binaries (`cargo build --release --bins` first; the make target does it).
-//! `BENCH_ONLY=publish,reducer` runs a subset; `BENCH_RSS_CLIPS` changes the memory run's size.
+//! `BENCH_ONLY=publish,reducer` runs a subset; `BENCH_RSS_CLIPS` and `BENCH_SOAK_CLIPS` change
+//! the memory and soak runs' sizes.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -52,6 +56,9 @@ fn main() {
     }
     if wanted("memory") {
         memory();
+    }
+    if wanted("soak") {
+        soak();
     }
 }
 
@@ -461,5 +468,44 @@ fn memory() {
         early / 1024.0,
         late / 1024.0,
         (late / early - 1.0) * 100.0
+    );
+}
+
+fn soak() {
+    let clips: usize = std::env::var("BENCH_SOAK_CLIPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let bench = Bench::new("bench_soak", clips);
+    let _reducers = [bench.spawn("reducer", 0, 1), bench.spawn("reducer", 1, 1)];
+    let mut workers: Vec<Child> = (0..2).map(|i| bench.spawn("worker", i, 1)).collect();
+    wait_ready(&workers);
+    let (mut kills, mut spawned, mut restarted) = (0usize, 2usize, false);
+    let mut next_kill = Instant::now() + Duration::from_secs(20);
+    let s = bench.run_job(|done| {
+        if Instant::now() >= next_kill {
+            let victim = kills % workers.len();
+            workers[victim].signal("KILL");
+            let _ = workers[victim].wait_for_exit(Duration::from_secs(10));
+            workers[victim] = bench.spawn("worker", spawned, 1);
+            spawned += 1;
+            kills += 1;
+            next_kill = Instant::now() + Duration::from_secs(20);
+        }
+        if !restarted && done >= clips / 2 {
+            bench.services.restart_broker(Duration::from_secs(5));
+            restarted = true;
+        }
+    });
+    let rows = bench
+        .services
+        .psql("SELECT count(*) || '|' || count(DISTINCT clip_key) FROM voice_clip_results");
+    assert_eq!(rows, format!("{clips}|{clips}"), "one row per clip");
+    bench.services.assert_queues_drain();
+    println!(
+        "soak: {clips} clips through 2 workers and 2 reducers, {kills} worker SIGKILLs (one every 20 s), \
+         {} broker restart: job completed in {s:.0} s ({:.1} clips/s), {clips} rows, one per clip, every queue empty",
+        u8::from(restarted),
+        clips as f64 / s
     );
 }
