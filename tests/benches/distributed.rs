@@ -478,7 +478,13 @@ fn soak() {
         .unwrap_or(2000);
     let bench = Bench::new("bench_soak", clips);
     let _reducers = [bench.spawn("reducer", 0, 1), bench.spawn("reducer", 1, 1)];
-    let mut workers: Vec<Child> = (0..2).map(|i| bench.spawn("worker", i, 1)).collect();
+    // At info: `wait_ready` looks for the consumer's start in the log.
+    let worker = |n: usize| {
+        let mut c = bench.command("worker", 1);
+        c.env("RUST_LOG", "info");
+        Child::spawn(c, bench.data.path().join(format!("worker-{n}.log")))
+    };
+    let mut workers: Vec<Child> = (0..2).map(worker).collect();
     wait_ready(&workers);
     let (mut kills, mut spawned, mut restarted) = (0usize, 2usize, false);
     let mut next_kill = Instant::now() + Duration::from_secs(20);
@@ -487,7 +493,7 @@ fn soak() {
             let victim = kills % workers.len();
             workers[victim].signal("KILL");
             let _ = workers[victim].wait_for_exit(Duration::from_secs(10));
-            workers[victim] = bench.spawn("worker", spawned, 1);
+            workers[victim] = worker(spawned);
             spawned += 1;
             kills += 1;
             next_kill = Instant::now() + Duration::from_secs(20);
