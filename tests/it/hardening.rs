@@ -2,79 +2,14 @@
 //! Postgres: TLS to the broker and the database, URLs with any password, job counts under two
 //! reducers.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use it::{Child, Services, TempDir, binary, free_port, openssl, ort_library, root};
+use it::{Child, Services, TempDir, binary, free_port, ort_library, root};
 use shared::config::Secret;
 use shared::queue::{Broker, BrokerConfig};
-
-/// A CA and a server certificate it signed for `localhost` and 127.0.0.1, made now, readable
-/// by the broker's own user: (ca.pem, server.pem, server.key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=voice-test-ca",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &p("server.key"),
-        "-out",
-        &p("server.csr"),
-    ]);
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("server.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        &p("ext"),
-        "-out",
-        &p("server.pem"),
-    ]);
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for name in ["ca.pem", "server.pem", "server.key"] {
-        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
 
 fn rabbitmqctl_eval(expression: &str) -> String {
     let out = Command::new("rabbitmqctl")
@@ -141,7 +76,7 @@ fn connections() -> Vec<(String, String)> {
 async fn amqps_is_verified_tls_or_no_connection() {
     let services = Services::new("amqps");
     let dir = TempDir::new("amqps");
-    let (ca, cert, key) = certificates(dir.path());
+    let (ca, cert, key) = it::certificates(dir.path());
     let listener = TlsListener::start(&cert, &key);
     let url = format!(
         "amqps://guest:guest@localhost:{}/{}",
@@ -335,7 +270,7 @@ async fn the_store_never_falls_back_to_plaintext_across_the_network_or_with_a_ca
     const PASSWORD: &str = "pg-planted-9f3e";
     let ip = outside_address();
     let dir = TempDir::new("pg-tls");
-    let (ca, _, _) = certificates(dir.path());
+    let (ca, _, _) = it::certificates(dir.path());
     for (host, ca) in [
         (ip, None),
         (std::net::IpAddr::from([127, 0, 0, 1]), Some(ca.as_path())),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use it::{DEMO_LOCATION, Services, TempDir, binary, openssl, root};
+use it::{DEMO_LOCATION, Services, TempDir, binary, root};
 use shared::config::Secret;
 use shared::distributed::profiles::{Origin, ProfileError, Profiles};
 use shared::pipeline::{BatcherHandle, spawn_batcher};
@@ -49,22 +49,7 @@ async fn the_store_speaks_tls_and_verifies_the_server_when_given_its_ca() {
 
     // Another CA: the server is refused, and the error does not quote the password.
     let dir = TempDir::new("tls-ca");
-    let (key, cert) = (dir.path().join("k.pem"), dir.path().join("ca.pem"));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &key.to_string_lossy(),
-        "-out",
-        &cert.to_string_lossy(),
-    ]);
+    let (cert, _, key) = it::certificates(dir.path());
     let wrong = Store::connect(&Secret::new(tls_url(&services)), Some(&cert)).unwrap();
     let e = wrong.job("none").await.unwrap_err().to_string();
     assert!(

@@ -7,7 +7,6 @@ use lapin::message::Delivery;
 use crate::pipeline::{ClipResult, ClipTask};
 use crate::queue::topology::DELIVERY_LIMIT;
 use crate::queue::{decode, header_number, header_text};
-use crate::source::{ClipRef, first_uuid};
 
 /// What a dead-lettered task amounts to.
 pub enum DeadTask {
@@ -49,21 +48,16 @@ fn from_headers(delivery: &Delivery) -> Option<ClipTask> {
     let [job, location, date, clip] =
         ["job", "location", "date", "clip"].map(|k| header_text(props, k));
     let (job_id, location_id, date, name) = (job?, location?, date?, clip?);
-    Some(ClipTask {
-        clip: ClipRef {
-            key: format!("{location_id}/{date}/{name}"),
-            transaction_id: first_uuid(&name),
-            name,
-            date,
-            size: 0,
-            version: String::new(),
-            location: String::new(),
-        },
+    let attempt = header_number(props, "attempt")
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1);
+    let key = format!("{location_id}/{date}/{name}");
+    Some(ClipTask::identity(
         job_id,
         location_id,
-        attempt: header_number(props, "attempt")
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1),
-        transcript_id: None,
-    })
+        key,
+        name,
+        date,
+        attempt,
+    ))
 }

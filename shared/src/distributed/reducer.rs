@@ -19,7 +19,6 @@ use crate::ops::{Alert, Alerter, Level, metrics};
 use crate::pipeline::{ClipResult, ClipTask};
 use crate::queue::topology::{DEAD_CLIPS, RESULTS};
 use crate::queue::{Broker, BrokerConfig, BrokerError, decode};
-use crate::source::ClipRef;
 use crate::store::{JobRow, Store, StoreError};
 
 pub struct ReducerService {
@@ -392,21 +391,16 @@ const BATCH_BYTES: usize = 16 << 20;
 /// `result` with only its identity and the database's reason: what can still be stored of a
 /// result the database refused.
 fn bare_failed(result: &ClipResult, error: &str) -> ClipResult {
-    let task = ClipTask {
-        job_id: result.job_id.clone(),
-        location_id: result.location_id.clone(),
-        clip: ClipRef {
-            key: result.clip_key.clone(),
-            name: result.clip.clone(),
-            date: result.date.clone(),
-            transaction_id: None,
-            size: 0,
-            version: String::new(),
-            location: String::new(),
-        },
-        attempt: result.attempts,
-        transcript_id: None,
-    };
+    let mut task = ClipTask::identity(
+        result.job_id.clone(),
+        result.location_id.clone(),
+        result.clip_key.clone(),
+        result.clip.clone(),
+        result.date.clone(),
+        result.attempts,
+    );
+    // The refused field may be this very one.
+    task.clip.transaction_id = None;
     ClipResult::failed(
         &task,
         &result.model,

@@ -178,7 +178,7 @@ impl WorkerService {
             Ok(task) => task,
             Err(e) => return poison::settle(broker, delivery, CLIPS, &e).await,
         };
-        if self.already_completed(&task).await {
+        if self.needs_no_work(&task).await {
             return Ok(());
         }
         let model = self.processor.batcher.manifest().id.clone();
@@ -227,7 +227,7 @@ impl WorkerService {
     /// over to a later run that publishes the clip itself. It is then acked as it is, without
     /// downloading, processing or paying AssemblyAI. When the store cannot say, the clip is done again;
     /// the reducer's upsert keeps that harmless.
-    async fn already_completed(&self, task: &ClipTask) -> bool {
+    async fn needs_no_work(&self, task: &ClipTask) -> bool {
         let Some(store) = &self.store else {
             return false;
         };

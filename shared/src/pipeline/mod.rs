@@ -31,6 +31,35 @@ pub struct ClipTask {
     pub transcript_id: Option<String>,
 }
 
+impl ClipTask {
+    /// A task known only by its identity (a dead letter's headers, a refused result): enough
+    /// to store a `failed` result for the clip, not to fetch it.
+    pub fn identity(
+        job_id: String,
+        location_id: String,
+        key: String,
+        name: String,
+        date: String,
+        attempt: u32,
+    ) -> Self {
+        Self {
+            clip: ClipRef {
+                key,
+                transaction_id: crate::source::first_uuid(&name),
+                name,
+                date,
+                size: 0,
+                version: String::new(),
+                location: String::new(),
+            },
+            job_id,
+            location_id,
+            attempt,
+            transcript_id: None,
+        }
+    }
+}
+
 /// What the worker produces for one clip, and the reducer stores (a line of results.jsonl, a row
 /// of voice_clip_results).
 #[derive(Debug, Clone, Serialize, Deserialize)]

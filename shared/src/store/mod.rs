@@ -281,19 +281,12 @@ impl Store {
     pub async fn finish_publishing(&self, job_id: &str) -> Result<JobRow, StoreError> {
         let sql = format!(
             "UPDATE voice_jobs SET published_at = now(), updated_at = now(),
-                 status = CASE WHEN status = 'running' AND done >= total THEN 'completed' ELSE status END,
-                 finished_at = CASE WHEN status = 'running' AND done >= total THEN now() ELSE finished_at END
+                 {CLOSE_IF_DONE}
              WHERE job_id = $1 RETURNING {JOB_COLUMNS}"
         );
-        let rows = self
-            .pool
-            .get()
+        self.updated_jobs(&sql, &[(&job_id, Type::TEXT)])
             .await?
-            .query_typed(&sql, &[(&job_id, Type::TEXT)])
-            .await?;
-        rows.first()
-            .map(JobRow::from_row)
-            .transpose()?
+            .pop()
             .ok_or_else(|| StoreError::Data(format!("job {job_id} is not in voice_jobs")))
     }
 
@@ -308,19 +301,12 @@ impl Store {
             "UPDATE voice_jobs SET published_at = now(), updated_at = now(),
                  error = 'the dispatcher stopped after publishing ' || total || ' of '
                          || COALESCE(planned, total) || ' clips',
-                 status = CASE WHEN status = 'running' AND done >= total THEN 'completed' ELSE status END,
-                 finished_at = CASE WHEN status = 'running' AND done >= total THEN now() ELSE finished_at END
+                 {CLOSE_IF_DONE}
              WHERE published_at IS NULL
                AND COALESCE(publishing_at, started_at) < now() - make_interval(secs => $1::float8)
              RETURNING {JOB_COLUMNS}"
         );
-        let rows = self
-            .pool
-            .get()
-            .await?
-            .query_typed(&sql, &[(&seconds, Type::FLOAT8)])
-            .await?;
-        rows.iter().map(JobRow::from_row).collect()
+        self.updated_jobs(&sql, &[(&seconds, Type::FLOAT8)]).await
     }
 
     /// Ends a job that is still running with `status` (`failed`, `timed_out`) and the reason.
@@ -471,15 +457,23 @@ impl Store {
              WHERE status = 'running' AND started_at < now() - make_interval(secs => $1::float8)
              RETURNING {JOB_COLUMNS}"
         );
-        let rows = self
-            .pool
-            .get()
-            .await?
-            .query_typed(&sql, &[(&seconds, Type::FLOAT8)])
-            .await?;
+        self.updated_jobs(&sql, &[(&seconds, Type::FLOAT8)]).await
+    }
+
+    /// Runs a `… RETURNING {JOB_COLUMNS}` statement; the jobs it returned.
+    async fn updated_jobs(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let rows = self.pool.get().await?.query_typed(sql, params).await?;
         rows.iter().map(JobRow::from_row).collect()
     }
 }
+
+/// Closes a running job whose results are all in (in an `UPDATE voice_jobs SET …`).
+const CLOSE_IF_DONE: &str = "status = CASE WHEN status = 'running' AND done >= total THEN 'completed' ELSE status END,
+                 finished_at = CASE WHEN status = 'running' AND done >= total THEN now() ELSE finished_at END";
 
 const UPSERT_RESULTS: &str = "
 INSERT INTO voice_clip_results AS v (
