@@ -947,3 +947,126 @@ fn assemblyai_turns_through_the_distributed_pipeline() {
         .psql("SELECT string_agg(coalesce(error, ''), ' ') FROM voice_clip_results");
     assert!(!stored.contains(KEY));
 }
+
+/// A worker stopped while AssemblyAI is still making its transcripts does not wait them out (nor
+/// leave them to a redelivery that uploads and pays again): it hands each task back with its
+/// transcript id and leaves at once, and the next worker only waits for those transcripts.
+#[test]
+fn a_stopping_worker_hands_its_pending_transcripts_back() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    struct Submit(AtomicUsize);
+    impl wiremock::Respond for Submit {
+        fn respond(&self, _: &Request) -> ResponseTemplate {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"id": format!("tr-{n}"), "status": "queued"}))
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/upload"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"upload_url": "https://cdn.invalid/clip"})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/transcript"))
+            .respond_with(Submit(AtomicUsize::new(0)))
+            .mount(&server)
+            .await;
+        // Still processing, for as long as anyone asks.
+        Mock::given(method("GET"))
+            .and(path_regex("^/v2/transcript/tr-[0-9]+$"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"id": "tr-0", "status": "processing"})),
+            )
+            .mount(&server)
+            .await;
+        server
+    });
+    let requests = |what: wiremock::http::Method, prefix: &str| {
+        runtime
+            .block_on(server.received_requests())
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.method == what && r.url.path().starts_with(prefix))
+            .count()
+    };
+    let mut d = Deployment::new("handback", 2);
+    let _reducer = d.spawn("reducer");
+    let aai = |d: &Deployment, name: &str| {
+        let mut cmd = d.command("worker");
+        cmd.env("VOICE_DIARIZER", "assemblyai")
+            .env("AAI_API_KEY", "aai-key")
+            .env("AAI_BASE_URL", server.uri());
+        Child::spawn(cmd, d.data.path().join(name))
+    };
+    let mut first = aai(&d, "worker-first.log");
+    let out = d.dispatch(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while requests(wiremock::http::Method::GET, "/v2/transcript/tr-") < 2 {
+        assert!(Instant::now() < deadline, "{}", first.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let uploads = requests(wiremock::http::Method::POST, "/v2/upload");
+    assert_eq!(uploads, 2);
+
+    first.signal("TERM");
+    let stopping = Instant::now();
+    assert_eq!(first.wait_for_exit(Duration::from_secs(30)), Some(0));
+    let took = stopping.elapsed();
+    let log = first.log_text();
+    assert_eq!(
+        log.matches("goes back to the queue with its transcript")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(took < Duration::from_secs(20), "the drain took {took:?}");
+
+    // The transcripts are done now; the next worker only asks for them.
+    struct Done;
+    impl wiremock::Respond for Done {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let id = request.url.path().rsplit('/').next().unwrap_or_default();
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "id": id, "status": "completed", "text": "", "utterances": []
+            }))
+        }
+    }
+    runtime.block_on(async {
+        server.reset().await;
+        Mock::given(method("GET"))
+            .and(path_regex("^/v2/transcript/tr-[0-9]+$"))
+            .respond_with(Done)
+            .mount(&server)
+            .await;
+    });
+    let second = aai(&d, "worker-second.log");
+    let job = d.wait_for_job(Duration::from_secs(60));
+    assert!(job.starts_with("completed|2|2|"), "{job}");
+    assert_eq!(
+        requests(wiremock::http::Method::POST, "/"),
+        0,
+        "the clips were uploaded or submitted again: {}",
+        second.log_text()
+    );
+    assert_eq!(
+        requests(wiremock::http::Method::GET, "/v2/transcript/tr-"),
+        2
+    );
+    let kept = d.services.psql(
+        "SELECT string_agg(transcript_id, ',' ORDER BY transcript_id) FROM voice_clip_results",
+    );
+    assert_eq!(kept, "tr-0,tr-1");
+    d.services.assert_queues_drain();
+}

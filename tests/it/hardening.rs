@@ -319,18 +319,23 @@ fn clip_task(job: &str, i: usize) -> shared::pipeline::ClipTask {
     }
 }
 
-async fn new_job(store: &shared::store::Store, job: &str, total: i32) {
+/// A job of `planned` clips, as the dispatcher records it before publishing.
+async fn planned_job(store: &shared::store::Store, job: &str, planned: i32) {
     store
         .create_job(&shared::store::NewJob {
             job_id: job,
             location_id: it::DEMO_LOCATION,
             date_from: "2025-10-06",
             date_to: "2025-10-06",
-            planned: total,
+            planned,
             skipped: 0,
         })
         .await
         .unwrap();
+}
+
+async fn new_job(store: &shared::store::Store, job: &str, total: i32) {
+    planned_job(store, job, total).await;
     // Published in full, as the dispatcher records it.
     store.add_published(job, total).await.unwrap();
     store.finish_publishing(job).await.unwrap();
@@ -573,4 +578,40 @@ async fn a_slow_enrollment_does_not_stall_other_locations() {
         "the other location's profiles came only after the slow enrollment"
     );
     assert_eq!(slow.await.unwrap().unwrap().profiles.profiles.len(), 3);
+}
+
+/// A dispatcher killed after the broker confirmed a chunk but before it counted it: the reducer
+/// settles the job with what it knows, and the results of the uncounted chunk, before the
+/// settling or after it, raise the total with them: the job never reads more done than
+/// published. Before, such a job closed saying `done` 4 of `total` 2.
+#[tokio::test]
+async fn results_of_a_chunk_the_killed_dispatcher_never_counted_are_counted() {
+    use shared::pipeline::ClipResult;
+    use shared::store::Store;
+    let services = Services::new("uncounted");
+    let store = Store::connect(&Secret::new(services.database_url()), None).unwrap();
+    store.migrate().await.unwrap();
+    let job = "job-uncounted";
+    planned_job(&store, job, 6).await;
+    // Two counted; the next two confirmed by the broker, then the dispatcher died.
+    store.add_published(job, 2).await.unwrap();
+    let result = |i| ClipResult::failed(&clip_task(job, i), "m", "internal", "x".into());
+    store
+        .write_results(&[result(0), result(1), result(2)])
+        .await
+        .unwrap();
+    let settled = store
+        .settle_abandoned_publishing(Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(settled.len(), 1);
+    let job_row = || {
+        services.psql(&format!(
+            "SELECT status, total, done FROM voice_jobs WHERE job_id = '{job}'"
+        ))
+    };
+    assert_eq!(job_row(), "completed|3|3");
+    // The last one of the uncounted chunk, after the job closed.
+    store.write_results(&[result(3)]).await.unwrap();
+    assert_eq!(job_row(), "completed|4|4");
 }

@@ -3,8 +3,9 @@
 //!
 //! Up to `prefetch` clips are in flight at once, each in its own task; their embeddings share
 //! the one batcher. A transient failure goes to a delay queue for a later try; a permanent one
-//! is a `failed` result. On shutdown it stops consuming, finishes what it holds (or leaves it
-//! unacked, so the broker hands it to another worker) and returns.
+//! is a `failed` result. On shutdown it stops consuming, hands back the clips still waiting on
+//! AssemblyAI (with their transcript ids, so the next worker waits instead of paying again),
+//! finishes the rest (or leaves it unacked, so the broker hands it to another worker) and returns.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +28,13 @@ use crate::queue::{
 };
 use crate::source::ClipSource;
 use crate::store::Store;
-use crate::transcribe::AssemblyAi;
+use crate::transcribe::{AssemblyAi, TranscribeError, Transcript};
 
 /// How often the consume loop looks at the connection itself.
 pub const CONNECTION_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a stopping worker waits for its clips in flight before leaving them to the broker.
+/// Clips waiting on AssemblyAI do not count against it: they are handed back at once.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct WorkerService {
@@ -58,7 +60,13 @@ enum Outcome {
     /// Worth another try later: the stable kind, the message, and the AssemblyAI transcript
     /// still being made, if any (the next try waits for it instead of uploading again).
     Transient(&'static str, String, Option<String>),
+    /// The worker is stopping while AssemblyAI still works on the clip: the task goes back to
+    /// the work queue as it is, with the transcript id if one was asked for.
+    HandBack(Option<String>),
 }
+
+/// The kind of the [`TranscribeError`] a wait on AssemblyAI ends with when the worker stops.
+const HANDED_BACK: &str = "handed_back";
 
 impl WorkerService {
     /// `store` (DATABASE_URL) holds the roster and the enrolled profiles; without one, each
@@ -115,7 +123,8 @@ impl WorkerService {
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let (me, broker) = (Arc::clone(self), Arc::clone(broker));
-                        in_flight.spawn(async move { me.handle(&broker, delivery).await });
+                        let shutdown = shutdown.clone();
+                        in_flight.spawn(async move { me.handle(&broker, delivery, &shutdown).await });
                     }
                     Some(Err(e)) => break Some(BrokerError::from(e)),
                     None => break Some(BrokerError::Cancelled),
@@ -152,8 +161,8 @@ impl WorkerService {
         }
     }
 
-    async fn handle(&self, broker: &Broker, delivery: Delivery) {
-        match self.settle(broker, &delivery).await {
+    async fn handle(&self, broker: &Broker, delivery: Delivery, shutdown: &Shutdown) {
+        match self.settle(broker, &delivery, shutdown).await {
             Ok(()) => {
                 if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
                     tracing::warn!(error = %e, "ack failed: the clip will be delivered again");
@@ -173,7 +182,12 @@ impl WorkerService {
 
     /// Everything up to (not including) the ack: once this returns `Ok`, the clip's outcome is
     /// safely with the broker.
-    async fn settle(&self, broker: &Broker, delivery: &Delivery) -> Result<(), BrokerError> {
+    async fn settle(
+        &self,
+        broker: &Broker,
+        delivery: &Delivery,
+        shutdown: &Shutdown,
+    ) -> Result<(), BrokerError> {
         let task: ClipTask = match decode(&delivery.data) {
             Ok(task) => task,
             Err(e) => return poison::settle(broker, delivery, CLIPS, &e).await,
@@ -183,8 +197,17 @@ impl WorkerService {
         }
         let model = self.processor.batcher.manifest().id.clone();
         let started = std::time::Instant::now();
-        let result = match self.run_task(&task).await {
+        let result = match self.run_task(&task, shutdown).await {
             Outcome::Result(result) => result,
+            Outcome::HandBack(transcript_id) => {
+                tracing::info!(clip = %task.clip.key, transcript = ?transcript_id, "stopping: the clip goes back to the queue with its transcript");
+                let next = ClipTask {
+                    transcript_id: transcript_id.or(task.transcript_id.clone()),
+                    ..task.clone()
+                };
+                let headers = task_headers(&next, None);
+                return publish(broker, CLIPS, &encode(&next)?, &next, headers).await;
+            }
             Outcome::Transient(kind, error, transcript_id) => match retry_queue(task.attempt) {
                 Some(queue) => {
                     tracing::warn!(clip = %task.clip.key, attempt = task.attempt, kind, %error, "transient failure: trying again later");
@@ -255,7 +278,7 @@ impl WorkerService {
         }
     }
 
-    async fn run_task(&self, task: &ClipTask) -> Outcome {
+    async fn run_task(&self, task: &ClipTask, shutdown: &Shutdown) -> Outcome {
         let model = self.processor.batcher.manifest().id.clone();
         let failed = |kind: &str, e: String| {
             Outcome::Result(Box::new(ClipResult::failed(task, &model, kind, e)))
@@ -275,7 +298,7 @@ impl WorkerService {
                 return Ok(None);
             };
             if let Some(id) = &task.transcript_id {
-                match transcriber.resume(id).await {
+                match until_stopping(id, transcriber.resume(id), shutdown).await {
                     // Gone, or refused: make a fresh one rather than fail the clip.
                     Err(e) if !e.is_transient() && e.kind != "transcript_error" => {
                         tracing::warn!(transcript = %id, error = %e, "the earlier transcript cannot be resumed; transcribing again");
@@ -283,12 +306,25 @@ impl WorkerService {
                     resumed => return resumed.map(Some),
                 }
             }
-            transcriber.transcribe(clip.path()).await.map(Some)
+            if shutdown.is_set() {
+                // Nothing is paid for yet: the next worker does it all.
+                return Err(handed_back(None));
+            }
+            let submitted = transcriber.submit(clip.path()).await?;
+            let id = submitted.id().to_string();
+            until_stopping(&id, transcriber.wait_for(submitted), shutdown)
+                .await
+                .map(Some)
         };
         let profiles = self
             .profiles
             .get(&self.processor.batcher, &task.location_id, false);
         let (profiles, transcript) = tokio::join!(profiles, transcribe);
+        if let Err(e) = &transcript
+            && e.kind == HANDED_BACK
+        {
+            return Outcome::HandBack(e.transcript_id.clone());
+        }
         // A transcript made (or being made) while the profiles failed is waited for next time.
         let pending = match &transcript {
             Ok(Some(t)) => Some(t.id.clone()),
@@ -341,6 +377,25 @@ impl WorkerService {
             Err(e) => failed("internal", format!("clip processing stopped: {e}")),
         }
     }
+}
+
+/// `wait` for transcript `id`, unless the worker is asked to stop first: the transcript is then
+/// handed back rather than waited for, however long AssemblyAI still takes.
+async fn until_stopping(
+    id: &str,
+    wait: impl Future<Output = Result<Transcript, TranscribeError>>,
+    shutdown: &Shutdown,
+) -> Result<Transcript, TranscribeError> {
+    tokio::select! {
+        transcript = wait => transcript,
+        () = shutdown.wait() => Err(handed_back(Some(id.to_string()))),
+    }
+}
+
+fn handed_back(transcript_id: Option<String>) -> TranscribeError {
+    let mut e = TranscribeError::transient(HANDED_BACK, "the worker is stopping".into());
+    e.transcript_id = transcript_id;
+    e
 }
 
 /// The clip's outcome, time and scores in the metrics.

@@ -292,6 +292,8 @@ impl Store {
 
     /// Jobs whose dispatcher stopped mid-publish (no sign of life for `lease`): publishing is
     /// declared over with what was confirmed, noted in `error`; those with every result in close.
+    /// A chunk the broker confirmed but the dispatcher never counted (it died in between) is
+    /// counted by its results as they come, before or after the job closes.
     pub async fn settle_abandoned_publishing(
         &self,
         lease: Duration,
@@ -301,7 +303,7 @@ impl Store {
             "UPDATE voice_jobs SET published_at = now(), updated_at = now(),
                  error = 'the dispatcher stopped after publishing ' || total || ' of '
                          || COALESCE(planned, total) || ' clips',
-                 {CLOSE_IF_DONE}
+                 {CLOSE_IF_DONE}, total = GREATEST(total, done)
              WHERE published_at IS NULL
                AND COALESCE(publishing_at, started_at) < now() - make_interval(secs => $1::float8)
              RETURNING {JOB_COLUMNS}"
@@ -514,6 +516,9 @@ const RECOUNT_JOBS: &str = "
 UPDATE voice_jobs j SET
     done = c.done, matched = c.matched, no_match = c.no_match,
     no_speech = c.no_speech, failed = c.failed, updated_at = now(),
+    -- Once publishing is over, only a chunk a killed dispatcher never counted can bring more
+    -- results than the total; while publishing, a result may simply beat its chunk's count.
+    total = CASE WHEN j.published_at IS NOT NULL THEN GREATEST(j.total, c.done) ELSE j.total END,
     status = CASE WHEN j.status = 'running' AND j.published_at IS NOT NULL AND c.done >= j.total
                   THEN 'completed' ELSE j.status END,
     finished_at = CASE WHEN j.status = 'running' AND j.published_at IS NOT NULL AND c.done >= j.total

@@ -1,5 +1,6 @@
-//! AssemblyAI's pre-recorded API (v2) as a source of speaker turns: upload the clip's bytes,
-//! request a transcript with speaker labels, poll until it is done, map its utterances to turns.
+//! AssemblyAI's pre-recorded API (v2) as a source of speaker turns: upload the clip (streamed
+//! from its file), request a transcript with speaker labels, poll until it is done, map its
+//! utterances to turns.
 //!
 //! Network errors, 429 (honouring `Retry-After`) and 5xx are retried here, with the configured
 //! delays; whatever is still failing after that is a transient [`TranscribeError`] (the worker
@@ -58,6 +59,15 @@ pub struct AssemblyAi {
     client: Client,
     /// The last [`AssemblyAi::check`] and when it was made.
     checked: tokio::sync::Mutex<Option<(Instant, Result<(), TranscribeError>)>>,
+}
+
+/// A transcript AssemblyAI has been asked for, not yet waited for.
+pub struct Submitted(TranscriptResponse);
+
+impl Submitted {
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
 }
 
 #[derive(Serialize)]
@@ -120,20 +130,30 @@ impl AssemblyAi {
 
     /// The transcript of the audio file at `path`, with its speaker turns.
     pub async fn transcribe(&self, path: &Path) -> Result<Transcript, TranscribeError> {
-        let bytes = tokio::fs::read(path).await.map_err(|e| {
+        let submitted = self.submit(path).await?;
+        self.wait_for(submitted).await
+    }
+
+    /// Uploads the clip and asks for its transcript: from here on AssemblyAI bills it, and
+    /// [`Submitted::id`] is what a later try resumes instead of uploading again.
+    pub async fn submit(&self, path: &Path) -> Result<Submitted, TranscribeError> {
+        let unreadable = |e: std::io::Error| {
             TranscribeError::permanent("unreadable", format!("{}: {e}", path.display()))
-        })?;
-        // Shared, not copied, by each retry; the clip is at most VOICE_MAX_CLIP_MB.
-        let bytes = hyper::body::Bytes::from(bytes);
+        };
+        let size = tokio::fs::metadata(path).await.map_err(unreadable)?.len();
         // Time for the bytes themselves at a slow 1 MB/s, on top of the request's own timeout.
-        let upload_timeout =
-            self.config.request_timeout + Duration::from_secs(bytes.len() as u64 / 1_000_000);
+        let upload_timeout = self.config.request_timeout + Duration::from_secs(size / 1_000_000);
         let upload: UploadResponse = self
-            .call("upload", || {
-                self.request(reqwest::Method::POST, "/v2/upload")
+            .try_call("upload", || {
+                // Streamed from the file, opened afresh by each try: the clip is never held in
+                // memory whole.
+                let file = std::fs::File::open(path).map_err(unreadable)?;
+                Ok(self
+                    .request(reqwest::Method::POST, "/v2/upload")
                     .header("content-type", "application/octet-stream")
+                    .header("content-length", size)
                     .timeout(upload_timeout)
-                    .body(bytes.clone())
+                    .body(tokio::fs::File::from_std(file)))
             })
             .await?;
         let request = TranscriptRequest {
@@ -151,7 +171,12 @@ impl AssemblyAi {
                     .json(&request)
             })
             .await?;
-        self.wait(created).await
+        Ok(Submitted(created))
+    }
+
+    /// Waits for a transcript [`AssemblyAi::submit`] asked for.
+    pub async fn wait_for(&self, submitted: Submitted) -> Result<Transcript, TranscribeError> {
+        self.wait(submitted.0).await
     }
 
     /// Waits again for a transcript an earlier try submitted (its error's `transcript_id`),
@@ -258,13 +283,22 @@ impl AssemblyAi {
         what: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, TranscribeError> {
+        self.try_call(what, || Ok(build())).await
+    }
+
+    /// [`AssemblyAi::call`] for a request whose making can fail (a file to open).
+    async fn try_call<T: for<'de> Deserialize<'de>>(
+        &self,
+        what: &str,
+        build: impl Fn() -> Result<RequestBuilder, TranscribeError>,
+    ) -> Result<T, TranscribeError> {
         let mut delays = self.config.retry_delays.iter();
         let started = Instant::now();
         let record = |outcome: &str| {
             metrics().api_call("assemblyai", outcome, started.elapsed().as_secs_f64());
         };
         loop {
-            let error = match build().send().await {
+            let error = match build()?.send().await {
                 Ok(response) if response.status().is_success() => {
                     record("ok");
                     return response.json::<T>().await.map_err(|e| {
