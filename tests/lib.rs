@@ -101,26 +101,19 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// A fresh temporary folder, removed when dropped.
-pub struct TempDir(PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("voice-it-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("voice-it-{tag}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("a temporary folder for {tag}: {e}"));
         Self(dir)
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 
@@ -566,12 +559,12 @@ pub async fn fake_assemblyai(latency: std::time::Duration, silent: bool) -> wire
 pub async fn publish_task(broker: &shared::queue::Broker, task: &shared::pipeline::ClipTask) {
     let body = shared::queue::encode(task).unwrap_or_else(|e| panic!("{e}"));
     let headers = shared::queue::task_headers(task, None);
-    let properties = shared::queue::properties(&task.clip.message_id(), &task.job_id, headers);
+    let envelope = shared::queue::task_envelope(task, headers);
     broker
         .publish(shared::queue::Outgoing::to_queue(
             "voice.clips",
             &body,
-            properties,
+            envelope,
         ))
         .await
         .unwrap_or_else(|e| panic!("publishing a task: {e}"));

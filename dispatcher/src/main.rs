@@ -6,6 +6,7 @@ mod cli;
 mod enroll;
 mod eval;
 mod health;
+mod progress;
 mod publish;
 mod report;
 mod run;

@@ -1,7 +1,6 @@
 //! `dispatcher run` with a broker (AMQP_URL): record the job in Postgres, publish one task per
 //! clip with confirms, and with `--wait` follow the job until the reducer closes it.
 
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +17,8 @@ use shared::store::{JobRow, Store};
 
 use crate::Failure;
 use crate::cli::RunArgs;
-use crate::run::{Operations, print_dry_run, print_outcomes, timeout};
+use crate::progress::Progress;
+use crate::run::{Operations, check_success_rate, print_dry_run, print_outcomes, timeout};
 
 pub fn run(
     settings: &Settings,
@@ -74,7 +74,7 @@ pub fn run(
             return Ok(());
         }
         let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
-        let mut bar = ProgressBar::new();
+        let mut bar = Progress::new();
         let waited = tokio::time::timeout_at(
             deadline.into(),
             wait_for_job(&store, &job_id, &shutdown, |job| bar.show(job)),
@@ -93,14 +93,7 @@ pub fn run(
         match job? {
             Some(job) if job.status == "completed" => {
                 print_job(&job);
-                if job.success_rate() < settings.min_success_rate {
-                    anyhow::bail!(
-                        "job {job_id}: {:.0} % of the clips were processed, under MIN_SUCCESS_RATE {:.0} %",
-                        100.0 * job.success_rate(),
-                        100.0 * settings.min_success_rate
-                    );
-                }
-                Ok(())
+                check_success_rate(&job, settings)
             }
             Some(job) if job.is_open() => {
                 anyhow::bail!("stopped waiting; job {job_id} goes on without this dispatcher")
@@ -202,54 +195,6 @@ async fn report_unknown_transactions(store: &Store, location: &str, tasks: &[Cli
         }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "could not check the clips' transactions"),
-    }
-}
-
-/// `[#########...........]  92/200 done   3 failed  80 matched` on one terminal line, redrawn;
-/// a plain line per change when stderr is not a terminal.
-struct ProgressBar {
-    tty: bool,
-    drawn: bool,
-}
-
-impl ProgressBar {
-    fn new() -> Self {
-        Self {
-            tty: std::io::stderr().is_terminal(),
-            drawn: false,
-        }
-    }
-
-    fn show(&mut self, job: &JobRow) {
-        const WIDTH: i32 = 30;
-        let filled = if job.total > 0 {
-            (job.done.min(job.total) * WIDTH / job.total).max(0)
-        } else {
-            WIDTH
-        };
-        let line = format!(
-            "[{}{}] {:>5}/{} done {:>5} failed {:>5} matched",
-            "#".repeat(filled as usize),
-            ".".repeat((WIDTH - filled) as usize),
-            job.done,
-            job.total,
-            job.failed,
-            job.matched
-        );
-        let mut err = std::io::stderr().lock();
-        let _ = if self.tty {
-            write!(err, "\r{line}")
-        } else {
-            writeln!(err, "{line}")
-        };
-        let _ = err.flush();
-        self.drawn = true;
-    }
-
-    fn finish(&self) {
-        if self.tty && self.drawn {
-            eprintln!();
-        }
     }
 }
 

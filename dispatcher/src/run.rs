@@ -1,26 +1,29 @@
 //! `dispatcher run`: a location's clips for a date or range. Without AMQP_URL the dispatcher,
-//! worker and reducer stages run here, over channels (standalone mode); with it, the clips are
-//! published for the workers (see `publish.rs`).
+//! worker and reducer services run here, over in-process queues (standalone mode); with it,
+//! the clips are published for the workers (see `publish.rs`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::config::Settings;
 use shared::distributed::Shutdown;
-use shared::matching::ProfileSet;
-use shared::model::Manifest;
+use shared::distributed::dispatch::plan;
+use shared::distributed::in_process::{InProcess, JobEnd};
+use shared::distributed::profiles::Origin;
+use shared::distributed::reducer::ReducerService;
+use shared::distributed::worker::WorkerService;
 use shared::ops::health::database_check;
 use shared::ops::{Alert, Alerter, Health, Level, enrollment_alert, metrics};
-use shared::pipeline::{
-    ClipResult, ClipTask, OutputDir, RunOptions, StandaloneError, Summary, plan_tasks,
-    run_standalone,
-};
-use shared::source::{DateRange, LocalSource, is_uuid, new_job_id};
-use shared::store::Store;
+use shared::pipeline::{ClipTask, FolderSink, ResultSink, Summary};
+use shared::queue::MemoryBroker;
+use shared::source::{DateRange, is_uuid, new_job_id};
+use shared::store::{JobRow, Store};
 
 use crate::Failure;
 use crate::cli::RunArgs;
+use crate::progress::Progress;
 
 pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     // Every argument is checked before anything is read or contacted.
@@ -56,98 +59,149 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
             .map_err(|e| Failure::Usage(e.to_string()))?;
         return crate::publish::run(&settings, broker, source, &location, dates, args);
     }
-    if settings.voice_source != "local" {
-        return Err(Failure::Usage(format!(
-            "VOICE_SOURCE={} needs the workers: set AMQP_URL (standalone mode reads VOICE_LOCAL_ROOT)",
-            settings.voice_source
-        ))
-        .into());
-    }
-    let source = LocalSource::new(&settings.voice_local_root);
-    let manifest = Manifest::load(&settings.model_path()).context("reading the model manifest")?;
-    let opts = RunOptions {
-        out_dir: args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("out").join(&location)),
-        location_id: location,
-        dates,
-        force: args.force,
-        parallel: settings.voice_parallel_workers,
-        prior: settings.prior(&manifest),
-        min_utterance_ms: settings.voice_min_utterance_ms,
-        max_clip_bytes: settings.max_clip_bytes(),
-        job_id: new_job_id(),
-        deadline: Some(Instant::now() + timeout(&settings, args)),
+    // Standalone: the same stages in this process, over in-process queues, with any source,
+    // transcriber and store (Postgres with DATABASE_URL, else the output folder).
+    let source = settings
+        .clip_source()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let store = match &settings.database_url {
+        Some(_) => Some(crate::publish::connect_store(&settings)?),
+        None => None,
     };
-
-    if args.dry_run {
-        let out = OutputDir::open(&opts.out_dir)
-            .with_context(|| format!("reading {}", opts.out_dir.display()))?;
-        let (tasks, skipped) = plan_tasks(&source, &opts, &out)?;
-        print_dry_run(&tasks, skipped, "written");
-        return Ok(());
-    }
-
-    let encoders = settings.encoders().context("loading the speaker model")?;
-    let ops = Operations::start(&settings, args, None)?;
-    tracing::info!(job = %opts.job_id, location = %opts.location_id, dates = %opts.dates, "job started");
-    ops.block_on(ops.job_started(&opts.job_id, &opts.location_id, &opts.dates.to_string()));
-    let enrolled = |voices: &ProfileSet| {
-        if voices.calibration.has_issues() {
-            ops.block_on(ops.send(enrollment_alert(
-                &opts.job_id,
-                &opts.location_id,
-                &voices.calibration,
-            )));
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out").join(&location));
+    let (sink, folder): (Arc<dyn ResultSink>, _) = match &store {
+        Some(store) => (Arc::new(store.clone()), None),
+        None => {
+            let folder = Arc::new(FolderSink::open(&out_dir)?);
+            (Arc::clone(&folder) as Arc<dyn ResultSink>, Some(folder))
         }
     };
-    let summary = match run_standalone(&source, encoders, &opts, enrolled, record_result) {
-        Ok(summary) => summary,
-        Err(StandaloneError::TimedOut { summary, planned }) => {
-            print_summary(&summary, &opts);
-            let text = format!(
-                "job {} timed out after {:?}: {} of {planned} clip(s) done",
-                opts.job_id,
-                timeout(&settings, args),
-                summary.clips
-            );
-            ops.block_on(ops.job_failed(&opts.job_id, "timed_out", &text));
-            return Err(Failure::TimedOut(text).into());
-        }
-        Err(e) => {
-            ops.block_on(ops.job_failed(&opts.job_id, "error", &e.to_string()));
-            return Err(e.into());
-        }
+    let results_place = match &store {
+        Some(_) => "Postgres (voice_clip_results)".to_string(),
+        None => out_dir.join("results.jsonl").display().to_string(),
     };
-    print_summary(&summary, &opts);
-    // As for a distributed job: the clips already done (skipped) count as processed.
-    let all = summary.clips + summary.skipped;
-    let rate = if all == 0 {
-        1.0
-    } else {
-        (all - summary.failed) as f64 / all as f64
-    };
-    if rate < settings.min_success_rate {
-        let text = format!(
-            "job {}: {:.0} % of the clips were processed, under MIN_SUCCESS_RATE {:.0} %",
-            opts.job_id,
-            100.0 * rate,
-            100.0 * settings.min_success_rate
-        );
-        ops.block_on(ops.job_failed(&opts.job_id, "low_success_rate", &text));
-        anyhow::bail!(text);
-    }
-    metrics().jobs_completed.inc();
-    Ok(())
+    let deadline = Instant::now() + timeout(&settings, args);
+    let ops = Operations::start(&settings, args, store.clone())?;
+    ops.block_on(async {
+        if let Some(store) = &store {
+            store.migrate().await.context("preparing the database")?;
+        }
+        let job_id = new_job_id();
+        let plan = plan(&*source, &*sink, &location, &dates, &job_id, args.force).await?;
+        if args.dry_run {
+            print_dry_run(&plan.tasks, plan.skipped, "written");
+            return Ok(());
+        }
+        let started = Instant::now();
+        let job = Job {
+            id: &job_id,
+            location: &location,
+            dates: &dates,
+            results: &results_place,
+        };
+        if plan.tasks.is_empty() {
+            let summary = Summary {
+                skipped: plan.skipped,
+                ..Summary::default()
+            };
+            print_summary(&summary, &job);
+            return Ok(());
+        }
+        tracing::info!(job = %job_id, location = %location, dates = %dates, "job started");
+        ops.job_started(&job_id, &location, &dates.to_string())
+            .await;
+        let queues = MemoryBroker::new();
+        let (mut worker, _batcher) = WorkerService::from_settings(
+            &settings,
+            Arc::new(queues.clone()),
+            Arc::clone(&source),
+            store.clone(),
+            ops.alerter(),
+        )?;
+        worker.sink = Some(Arc::clone(&sink));
+        worker.quiet = true;
+        // Enrolled before anything is published: a location nobody can be matched against is
+        // a mistake, not a day of `no_profiles` results.
+        let enrolled = match worker
+            .profiles
+            .get(&worker.processor.batcher, &location, false)
+            .await
+        {
+            Ok(enrolled) => enrolled,
+            Err(e) => {
+                ops.job_failed(&job_id, "error", &e.to_string()).await;
+                return Err(anyhow::Error::new(e).context("enrolling the location's voices"));
+            }
+        };
+        if let Some(folder) = &folder {
+            folder
+                .with_output(|out| out.write_profiles(&enrolled.profiles))
+                .with_context(|| format!("writing {}", out_dir.display()))?;
+        }
+        let calibration = &enrolled.profiles.calibration;
+        if enrolled.origin == Origin::Enrolled && calibration.has_issues() {
+            ops.send(enrollment_alert(&job_id, &location, calibration))
+                .await;
+        }
+        let mut reducer = ReducerService::new(Arc::new(queues.clone()), Arc::clone(&sink));
+        reducer.alerter = ops.alerter();
+        reducer.min_success_rate = settings.min_success_rate;
+        reducer.max_job_duration = Duration::from_secs(settings.max_job_duration);
+        let in_process = InProcess {
+            queues,
+            worker: Arc::new(worker),
+            reducer,
+            sink,
+        };
+        let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
+        let mut bar = Progress::new();
+        let ran = in_process
+            .run(&plan, &location, &dates, deadline, &shutdown, |job| {
+                bar.show(job);
+            })
+            .await;
+        bar.finish();
+        let (end, results) = ran?;
+        let mut summary = Summary {
+            skipped: plan.skipped,
+            ..Summary::default()
+        };
+        results.iter().for_each(|r| summary.add(r));
+        summary.wall_s = started.elapsed().as_secs_f64();
+        print_summary(&summary, &job);
+        match end {
+            // The reducer sent the alert, if any, as it closed the job.
+            JobEnd::Closed(row) if row.status == "completed" => check_success_rate(&row, &settings),
+            JobEnd::Closed(row) => anyhow::bail!("job {job_id} ended {}", row.status),
+            JobEnd::TimedOut(_) => {
+                let text = format!(
+                    "job {job_id} timed out after {:?}: {} of {} clip(s) done",
+                    timeout(&settings, args),
+                    summary.clips,
+                    plan.tasks.len()
+                );
+                ops.job_failed(&job_id, "timed_out", &text).await;
+                Err(Failure::TimedOut(text).into())
+            }
+            JobEnd::Stopped(_) => anyhow::bail!("stopped before job {job_id} finished"),
+        }
+    })
 }
 
-fn record_result(result: &ClipResult) {
-    result.log();
-    metrics()
-        .clips
-        .with_label_values(&[result.status.as_str()])
-        .inc();
+/// A completed job with too few of its clips processed is a failed run (exit 1).
+pub fn check_success_rate(job: &JobRow, settings: &Settings) -> anyhow::Result<()> {
+    if job.success_rate() < settings.min_success_rate {
+        anyhow::bail!(
+            "job {}: {:.0} % of the clips were processed, under MIN_SUCCESS_RATE {:.0} %",
+            job.job_id,
+            100.0 * job.success_rate(),
+            100.0 * settings.min_success_rate
+        );
+    }
+    Ok(())
 }
 
 /// `--timeout`, else MAX_JOB_DURATION.
@@ -234,6 +288,10 @@ impl Operations {
         .await;
     }
 
+    pub fn alerter(&self) -> Alerter {
+        self.alerter.clone()
+    }
+
     pub async fn send(&self, alert: Alert) {
         self.alerter.send(&alert).await;
     }
@@ -270,11 +328,19 @@ pub fn print_outcomes<N: std::fmt::Display>(counts: [N; 4]) {
     }
 }
 
-fn print_summary(s: &Summary, opts: &RunOptions) {
+/// The job a summary is about, and where its results are.
+struct Job<'a> {
+    id: &'a str,
+    location: &'a str,
+    dates: &'a DateRange,
+    results: &'a str,
+}
+
+fn print_summary(s: &Summary, job: &Job) {
     println!();
     println!(
         "job {}  location {}  dates {}",
-        opts.job_id, opts.location_id, opts.dates
+        job.id, job.location, job.dates
     );
     println!(
         "  clips          {:>6}   (skipped, already done: {})",
@@ -290,8 +356,5 @@ fn print_summary(s: &Summary, opts: &RunOptions) {
         s.wall_s,
         s.speed()
     );
-    println!(
-        "  results        {}",
-        opts.out_dir.join("results.jsonl").display()
-    );
+    println!("  results        {}", job.results);
 }

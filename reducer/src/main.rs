@@ -4,6 +4,7 @@
 //! Exit codes: 0 after SIGTERM/SIGINT, 1 a fatal error, 2 bad settings.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -77,7 +78,7 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
                 done = migrated => done.context("migrating the database")?,
                 () = shutdown.wait() => return anyhow::Ok(()),
             }
-            let mut service = ReducerService::new(broker, store);
+            let mut service = ReducerService::new(Arc::new(broker), Arc::new(store));
             service.alerter = alerter;
             service.min_success_rate = settings.min_success_rate;
             service.max_job_duration = Duration::from_secs(settings.max_job_duration);

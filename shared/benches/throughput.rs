@@ -207,10 +207,18 @@ impl BenchLocation {
         Self { root }
     }
 
-    /// One standalone run with the model of `manifest`: wall seconds and clips done.
+    /// One standalone run with the model of `manifest`: wall seconds and clips done. The same
+    /// in-process job `dispatcher run` runs without a broker.
     fn run(&self, manifest: &Path, library: &Path, threads: usize, device: Device) -> (f64, usize) {
+        use shared::distributed::Shutdown;
+        use shared::distributed::dispatch::plan;
+        use shared::distributed::in_process::{InProcess, JobEnd};
+        use shared::distributed::reducer::ReducerService;
+        use shared::distributed::worker::WorkerService;
         use shared::matching::{DecisionRules, Prior};
-        use shared::pipeline::{RunOptions, run_standalone};
+        use shared::pipeline::{ClipProcessor, FolderSink, ResultSink, spawn_batcher};
+        use shared::queue::MemoryBroker;
+        use std::sync::Arc;
         let options = EncoderOptions {
             threads,
             max_batch: 64,
@@ -220,33 +228,56 @@ impl BenchLocation {
         let encoders = shared::model::load_encoders(manifest, Some(library), options)
             .unwrap_or_else(|e| panic!("{e}"));
         let d = encoders.speakers.manifest().decision.clone();
+        let prior = Prior {
+            rules: DecisionRules {
+                threshold: d.threshold,
+                margin: d.margin,
+            },
+            impostor_mean: d.impostor_mean,
+            impostor_sd: d.impostor_sd,
+            target_mean: d.target_mean,
+        };
         let out = self.root.join("out");
         let _ = std::fs::remove_dir_all(&out);
-        let opts = RunOptions {
-            location_id: BENCH_LOCATION.into(),
-            dates: shared::source::DateRange::parse("2025-01-01").expect("date"),
-            out_dir: out,
-            force: true,
-            parallel: 2,
-            prior: Prior {
-                rules: DecisionRules {
-                    threshold: d.threshold,
-                    margin: d.margin,
-                },
-                impostor_mean: d.impostor_mean,
-                impostor_sd: d.impostor_sd,
-                target_mean: d.target_mean,
-            },
+        let diarizer = shared::diarize::LocalDiarizer::for_model(encoders.windows_manifest());
+        let (batcher, _thread) = spawn_batcher(encoders).expect("batcher");
+        let processor = ClipProcessor {
+            batcher,
+            diarizer,
             min_utterance_ms: 1000,
             max_clip_bytes: u64::MAX,
-            job_id: "bench".into(),
-            deadline: None,
         };
-        let source = shared::source::LocalSource::new(&self.root);
+        let runtime = shared::service::runtime().expect("runtime");
         let started = Instant::now();
-        let summary = run_standalone(&source, encoders, &opts, |_| {}, |_| {})
-            .unwrap_or_else(|e| panic!("{e}"));
-        (started.elapsed().as_secs_f64(), summary.clips)
+        let clips = runtime.block_on(async {
+            let source: Arc<dyn shared::source::ClipSource> =
+                Arc::new(shared::source::LocalSource::new(&self.root));
+            let sink: Arc<dyn ResultSink> = Arc::new(FolderSink::open(&out).expect("out"));
+            let dates = shared::source::DateRange::parse("2025-01-01").expect("date");
+            let plan = plan(&*source, &*sink, BENCH_LOCATION, &dates, "bench", true)
+                .await
+                .expect("plan");
+            let queues = MemoryBroker::new();
+            let mut worker =
+                WorkerService::new(Arc::new(queues.clone()), source, None, processor, prior, 2);
+            worker.sink = Some(Arc::clone(&sink));
+            let reducer = ReducerService::new(Arc::new(queues.clone()), Arc::clone(&sink));
+            let job = InProcess {
+                queues,
+                worker: Arc::new(worker),
+                reducer,
+                sink,
+            };
+            let (_stop, shutdown) = Shutdown::manual();
+            let far = Instant::now() + std::time::Duration::from_secs(3600);
+            let (end, results) = job
+                .run(&plan, BENCH_LOCATION, &dates, far, &shutdown, |_| {})
+                .await
+                .expect("job");
+            assert!(matches!(end, JobEnd::Closed(_)), "the job did not close");
+            results.len()
+        });
+        (started.elapsed().as_secs_f64(), clips)
     }
 }
 

@@ -12,12 +12,13 @@
 //! - [`matching`]: voice profiles (enrollment) and the decision rules.
 //! - [`eval`]: labelled evaluation sets, accuracy, equal error rate and DER.
 //! - [`source`]: where clips and samples come from (a local folder or Google Drive), ids and dates.
-//! - [`pipeline`]: the dispatcher, worker and reducer stages, and standalone mode.
-//! - [`queue`]: what travels between the stages through a broker: codec, topology, connection.
+//! - [`pipeline`]: the clip work (task → result), the batcher, and where results are kept.
+//! - [`queue`]: what travels between the stages: codec, topology, RabbitMQ and in-process queues.
 //! - [`store`]: Postgres: migrations, jobs, idempotent result upserts.
 //! - [`ops`]: metrics, health endpoints, alerts; [`report`]: the HTML report of a job.
 //! - [`telemetry`]: logging for the binaries; [`service`]: what the service binaries share.
-//! - [`distributed`]: the dispatcher, worker and reducer services over the broker and the store.
+//! - [`distributed`]: the dispatcher, worker and reducer services, over either transport and
+//!   either sink; `in_process` runs a whole job in one process (standalone mode).
 
 pub mod audio;
 pub mod config;

@@ -27,7 +27,7 @@ use shared::distributed::reducer::ReducerService;
 use shared::matching::ClipStatus;
 use shared::pipeline::{ClipResult, ClipTask, SpeakerResult, Timings};
 use shared::queue::topology::RESULTS;
-use shared::queue::{Broker, Outgoing, encode, properties, result_headers};
+use shared::queue::{Broker, Envelope, Outgoing, encode, result_headers};
 use shared::source::{ClipRef, DateRange};
 use shared::store::{NewJob, Store};
 use shared::turns::Turn;
@@ -184,7 +184,7 @@ async fn reducer() {
             Outgoing::to_queue(
                 RESULTS,
                 body,
-                properties(&r.clip_key, job, result_headers(r)),
+                Envelope::new(&r.clip_key, job, result_headers(r)),
             )
         }))
         .await;
@@ -193,7 +193,7 @@ async fn reducer() {
     let bytes: usize = bodies.iter().map(Vec::len).sum();
 
     let (stop, shutdown) = Shutdown::manual();
-    let service = ReducerService::new(url, store.clone());
+    let service = ReducerService::new(std::sync::Arc::new(url), std::sync::Arc::new(store.clone()));
     let started = Instant::now();
     let running = tokio::spawn(async move { service.run(shutdown).await });
     loop {

@@ -474,16 +474,8 @@ fn drain_queue(services: &Services, queue: &str) -> Vec<(BTreeMap<String, String
                 .as_ref()
                 .map(|h| {
                     h.inner()
-                        .keys()
-                        .map(|k| {
-                            let v = shared::queue::header_text(props, k.as_str())
-                                .or_else(|| {
-                                    shared::queue::header_number(props, k.as_str())
-                                        .map(|n| n.to_string())
-                                })
-                                .unwrap_or_default();
-                            (k.to_string(), v)
-                        })
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), header_value(v)))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -491,6 +483,21 @@ fn drain_queue(services: &Services, queue: &str) -> Vec<(BTreeMap<String, String
         }
         out
     })
+}
+
+/// A header as an operator reads it: text, or a number as text.
+fn header_value(value: &lapin::types::AMQPValue) -> String {
+    use lapin::types::AMQPValue;
+    match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        _ => String::new(),
+    }
 }
 
 /// Runs `f` with a connection to the test's vhost (which declares the topology).
@@ -513,17 +520,14 @@ fn with_broker<T>(services: &Services, f: impl AsyncFnOnce(&Broker) -> T) -> T {
 fn publish_raw(services: &Services, queue: &str, bodies: &[(Vec<u8>, u32)]) {
     with_broker(services, async |broker| {
         for (body, attempt) in bodies {
-            let mut headers = lapin::types::FieldTable::default();
-            headers.insert("clip".into(), shared::queue::text("poison-test"));
-            headers.insert(
-                "attempt".into(),
-                lapin::types::AMQPValue::LongLongInt(i64::from(*attempt)),
-            );
+            let mut headers = shared::queue::Headers::default();
+            headers.set_text("clip", "poison-test");
+            headers.set_number("attempt", i64::from(*attempt));
             broker
                 .publish(shared::queue::Outgoing::to_queue(
                     queue,
                     body,
-                    shared::queue::properties("poison", "job-poison", headers),
+                    shared::queue::Envelope::new("poison", "job-poison", headers),
                 ))
                 .await
                 .unwrap();
@@ -605,25 +609,22 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
     let _worker = d.spawn("worker");
     let name = "till1_00000000-0000-4000-8000-00000000dead.wav";
     with_broker(&d.services, async |broker| {
-        let mut headers = lapin::types::FieldTable::default();
+        let mut headers = shared::queue::Headers::default();
         for (key, value) in [
             ("job", "job-dead"),
             ("location", DEMO_LOCATION),
             ("date", DATE),
             ("clip", name),
         ] {
-            headers.insert(key.into(), shared::queue::text(value));
+            headers.set_text(key, value);
         }
         let attempt = i64::from(shared::queue::topology::POISON_ATTEMPTS);
-        headers.insert(
-            "attempt".into(),
-            lapin::types::AMQPValue::LongLongInt(attempt),
-        );
+        headers.set_number("attempt", attempt);
         broker
             .publish(shared::queue::Outgoing::to_queue(
                 "voice.clips",
                 b"\x00 not a task",
-                shared::queue::properties("poison-dead", "job-dead", headers),
+                shared::queue::Envelope::new("poison-dead", "job-dead", headers),
             ))
             .await
             .unwrap();

@@ -454,7 +454,8 @@ async fn a_refused_key_is_permanent_and_a_malformed_one_is_never_quoted() {
 /// Drive, workers download each clip (and the samples) from it and take turns from a local
 /// AssemblyAI, the reducer stores the results; the roster is the `workers` table. Every clip
 /// gets its expected employee, no temporary file is left, and none of the planted secrets
-/// appears in any log, stored row, error or message.
+/// appears in any log, stored row, error or message. Then the same job standalone (no broker)
+/// stores the same rows and the same job row.
 #[test]
 fn drive_clips_through_assemblyai_to_postgres_with_the_expected_employees() {
     use it::{Child, Services, TempDir, demo_location};
@@ -709,17 +710,66 @@ fn drive_clips_through_assemblyai_to_postgres_with_the_expected_employees() {
     ]
     .concat();
     let key_line = drive.private_key.lines().nth(3).unwrap();
-    for secret in [
+    let secrets = [
         AAI_KEY,
         SERVICE_KEY,
         DB_PASSWORD,
         key_line,
         drive.token.as_str(),
         "PRIVATE KEY",
-    ] {
+    ];
+    for secret in secrets {
         assert!(!everything.contains(secret), "`{secret}` leaked");
     }
     services.assert_queues_drain();
+
+    // The seed's job: the same clips, Drive, AssemblyAI and Postgres, in one process without a
+    // broker. The same rows and the same job row.
+    let results =
+        "SELECT clip_key, clip_name, status, coalesce(worker_id, ''), coalesce(worker_name, ''),
+                          coalesce(transaction_id::text, ''), coalesce(error_kind, ''), attempts,
+                          coalesce(transcript_id, ''), jsonb_array_length(turns), model
+                   FROM voice_clip_results ORDER BY clip_key";
+    let job_row =
+        "SELECT status, total, done, matched, no_match, no_speech, failed, skipped, planned
+                   FROM voice_jobs";
+    let (distributed_rows, distributed_job) = (services.psql(results), services.psql(job_row));
+    services.psql(
+        "DELETE FROM voice_clip_results; DELETE FROM voice_jobs; DELETE FROM voice_profiles;
+         DELETE FROM voice_calibrations;",
+    );
+    let out = command("dispatcher")
+        .env_remove("AMQP_URL")
+        .args(["run", LOCATION, "2025-10-06", "--verbose"])
+        .output()
+        .unwrap();
+    let standalone_log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{standalone_log}");
+    assert_eq!(services.psql(results), distributed_rows, "{standalone_log}");
+    assert_eq!(services.psql(job_row), distributed_job);
+    assert_eq!(services.psql("SELECT count(*) FROM voice_profiles"), "3");
+    let stored = services.psql(
+        "SELECT (SELECT coalesce(string_agg(r::text, ' '), '') FROM voice_clip_results r) ||
+                (SELECT coalesce(string_agg(j::text, ' '), '') FROM voice_jobs j)",
+    );
+    for secret in secrets {
+        assert!(
+            !standalone_log.contains(secret) && !stored.contains(secret),
+            "`{secret}` leaked"
+        );
+    }
+    let left = std::fs::read_dir(&tmp)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("voice-"))
+        })
+        .count();
+    assert_eq!(left, 0, "temporary downloads left behind");
 }
 
 /// Failing API calls are a windowed rate that warns and alerts, never a liveness failure: a

@@ -18,3 +18,4 @@ mod report;
 mod runtime_errors;
 mod standalone;
 mod supabase;
+mod worker_decisions;

@@ -10,15 +10,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use shared::diarize::LocalDiarizer;
 use shared::distributed::Shutdown;
 use shared::distributed::worker::WorkerService;
 use shared::ops::Health;
 use shared::ops::health::{broker_check, database_check};
-use shared::pipeline::{ClipProcessor, spawn_batcher};
 use shared::service::{ServiceArgs, operate, usage};
 use shared::store::Store;
-use shared::transcribe::AssemblyAi;
 
 #[derive(Debug, Parser)]
 #[command(name = "worker", version)]
@@ -58,23 +55,18 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let encoders = settings.encoders().context("loading the speaker model")?;
-    let manifest = encoders.speakers.manifest().clone();
-    tracing::info!(model = %encoders.describe(), "speaker model loaded");
-    let diarizer = LocalDiarizer::for_model(encoders.windows_manifest());
-    let (batcher, batcher_thread) = spawn_batcher(encoders).context("starting the batcher")?;
-    let batcher_thread = Arc::new(batcher_thread);
-    let processor = ClipProcessor {
-        batcher,
-        diarizer,
-        min_utterance_ms: settings.voice_min_utterance_ms,
-        max_clip_bytes: settings.max_clip_bytes(),
-    };
-    let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
     let alerter = match settings.alerter("worker") {
         Ok(alerter) => alerter,
         Err(e) => return Ok(usage(&e.to_string())),
     };
+    let (service, batcher_thread) = WorkerService::from_settings(
+        &settings,
+        Arc::new(broker),
+        Arc::clone(&source),
+        store.clone(),
+        alerter.clone(),
+    )?;
+    let batcher_thread = Arc::new(batcher_thread);
     let mut health = Health::new("worker", settings.limits())
         .alive("batcher", Box::new(move || !batcher_thread.is_finished()))
         .check("broker", broker_check());
@@ -91,13 +83,8 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
             }),
         );
     }
-    let prior = settings.prior(&manifest);
-    let mut service = WorkerService::new(broker, source, store, processor, prior, prefetch);
-    service.alerter = alerter.clone();
-    if let Some(config) = settings.assemblyai() {
-        tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");
-        let transcriber = Arc::new(AssemblyAi::new(config).context("AssemblyAI client")?);
-        let probe = Arc::clone(&transcriber);
+    if let Some(transcriber) = &service.transcriber {
+        let probe = Arc::clone(transcriber);
         health = health.check(
             "assemblyai",
             Box::new(move || {
@@ -105,8 +92,6 @@ fn run(args: &ServiceArgs) -> anyhow::Result<ExitCode> {
                 Box::pin(async move { probe.check().await.is_ok() })
             }),
         );
-        service.transcriber = Some(transcriber);
-        service.delete_transcripts = settings.aai_delete_transcripts;
     }
     let service = Arc::new(service);
     shared::service::runtime()

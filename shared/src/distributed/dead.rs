@@ -2,11 +2,9 @@
 //! (workers died holding it), undecodable (poison), or out of retries. Without a result the job
 //! would wait for the timeout sweep; with one it closes like any other.
 
-use lapin::message::Delivery;
-
 use crate::pipeline::{ClipResult, ClipTask};
 use crate::queue::topology::DELIVERY_LIMIT;
-use crate::queue::{decode, header_number, header_text};
+use crate::queue::{Received, decode};
 
 /// What a dead-lettered task amounts to.
 pub enum DeadTask {
@@ -18,15 +16,16 @@ pub enum DeadTask {
     Unattributable(String),
 }
 
-pub fn judge(delivery: &Delivery) -> DeadTask {
-    let props = &delivery.properties;
-    let reason = header_text(props, "dead_reason")
-        .or_else(|| header_text(props, "x-first-death-reason"))
+pub fn judge(delivery: &Received) -> DeadTask {
+    let headers = &delivery.envelope.headers;
+    let reason = headers
+        .text("dead_reason")
+        .or_else(|| headers.text("x-first-death-reason"))
         .unwrap_or_else(|| "dead_lettered".into());
     if reason == "retries_exhausted" {
         return DeadTask::AlreadyResulted;
     }
-    let error = header_text(props, "dead_error").unwrap_or_else(|| match reason.as_str() {
+    let error = headers.text("dead_error").unwrap_or_else(|| match reason.as_str() {
         "delivery_limit" => format!(
             "handed out {DELIVERY_LIMIT} times without an outcome: the workers holding it stopped each time"
         ),
@@ -43,14 +42,11 @@ pub fn judge(delivery: &Delivery) -> DeadTask {
 }
 
 /// The task as its readable headers describe it, for a body nobody can decode.
-fn from_headers(delivery: &Delivery) -> Option<ClipTask> {
-    let props = &delivery.properties;
-    let [job, location, date, clip] =
-        ["job", "location", "date", "clip"].map(|k| header_text(props, k));
+fn from_headers(delivery: &Received) -> Option<ClipTask> {
+    let headers = &delivery.envelope.headers;
+    let [job, location, date, clip] = ["job", "location", "date", "clip"].map(|k| headers.text(k));
     let (job_id, location_id, date, name) = (job?, location?, date?, clip?);
-    let attempt = header_number(props, "attempt")
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(1);
+    let attempt = delivery.attempt();
     let key = format!("{location_id}/{date}/{name}");
     Some(ClipTask::identity(
         job_id,

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use super::Shutdown;
 use crate::pipeline::ClipTask;
+use crate::pipeline::ResultSink;
 use crate::queue::topology::CLIPS;
-use crate::queue::{Broker, BrokerConfig, BrokerError, Outgoing, encode, properties, task_headers};
+use crate::queue::{BrokerError, Connect, Outgoing, encode, task_envelope, task_headers};
 use crate::source::{ClipSource, DateRange, SourceError};
-use crate::store::{JobRow, NewJob, Store, StoreError};
+use crate::store::{JobRow, NewJob, StoreError};
 
 /// Publishing is retried this many times (reconnecting in between) before the job is failed.
 const PUBLISH_ROUNDS: usize = 3;
@@ -42,7 +43,7 @@ pub struct Plan {
 /// for (unless `force`).
 pub async fn plan(
     source: &dyn ClipSource,
-    store: &Store,
+    store: &dyn ResultSink,
     location: &str,
     dates: &DateRange,
     job_id: &str,
@@ -80,8 +81,8 @@ pub async fn plan(
 /// Returns how many were published. If some never could be, the job's total is cut to what
 /// was published (so the job can still close) and the error says how many are missing.
 pub async fn publish_job(
-    broker: &BrokerConfig,
-    store: &Store,
+    queues: &dyn Connect,
+    store: &dyn ResultSink,
     plan: &Plan,
     location: &str,
     dates: &DateRange,
@@ -115,7 +116,7 @@ pub async fn publish_job(
     let mut last_error = String::new();
     let name = format!("voice-dispatcher-{}", std::process::id());
     for round in 0..PUBLISH_ROUNDS {
-        let broker = match Broker::connect_retrying(broker, &name, Some(3)).await {
+        let broker = match queues.connect(&name, Some(3)).await {
             Ok(b) => b,
             Err(e) => {
                 last_error = e.to_string();
@@ -127,18 +128,16 @@ pub async fn publish_job(
         let mut failed = Vec::new();
         for chunk in pending.chunks(PUBLISH_CHUNK) {
             let outcomes = broker
-                .publish_all(chunk.iter().map(|&i| {
-                    let task = &plan.tasks[i];
-                    Outgoing::to_queue(
-                        CLIPS,
-                        &bodies[i],
-                        properties(
-                            &task.clip.message_id(),
-                            &task.job_id,
-                            task_headers(task, None),
-                        ),
-                    )
-                }))
+                .publish_all(
+                    chunk
+                        .iter()
+                        .map(|&i| {
+                            let task = &plan.tasks[i];
+                            let envelope = task_envelope(task, task_headers(task, None));
+                            Outgoing::to_queue(CLIPS, &bodies[i], envelope)
+                        })
+                        .collect(),
+                )
                 .await;
             let mut confirmed = 0;
             for (i, outcome) in chunk.iter().zip(outcomes) {
@@ -189,7 +188,7 @@ pub async fn publish_job(
 /// Polls the job until it is closed (or `shutdown`), calling `progress` whenever its counters
 /// move. A database that is briefly away is waited for, not an error.
 pub async fn wait_for_job(
-    store: &Store,
+    store: &dyn ResultSink,
     job_id: &str,
     shutdown: &Shutdown,
     mut progress: impl FnMut(&JobRow),

@@ -5,6 +5,7 @@
 
 mod dead;
 pub mod dispatch;
+pub mod in_process;
 mod poison;
 pub mod profiles;
 pub mod reducer;
@@ -16,22 +17,22 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::queue::{Broker, BrokerConfig, BrokerError};
+use crate::queue::{BrokerError, Connect, Transport};
 
 /// Runs `session` on a connection until it returns `Ok` (a clean shutdown) or shutdown is
-/// asked for; when the broker goes away (`Err`) it connects again, with backoff, and goes on.
-async fn reconnecting<F, Fut>(url: &BrokerConfig, name: &str, shutdown: &Shutdown, mut session: F)
+/// asked for; when the queues go away (`Err`) it connects again, with backoff, and goes on.
+async fn reconnecting<F, Fut>(queues: &dyn Connect, name: &str, shutdown: &Shutdown, mut session: F)
 where
-    F: FnMut(Arc<Broker>) -> Fut,
+    F: FnMut(Arc<dyn Transport>) -> Fut,
     Fut: Future<Output = Result<(), BrokerError>>,
 {
     while !shutdown.is_set() {
         let broker = tokio::select! {
-            broker = Broker::connect_retrying(url, name, None) => broker,
+            broker = queues.connect(name, None) => broker,
             () = shutdown.wait() => return,
         };
         let broker = match broker {
-            Ok(b) => Arc::new(b),
+            Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "broker connection failed");
                 continue;

@@ -187,7 +187,7 @@ impl Profiles {
         if voices.profiles.is_empty() {
             return Err(ProfileError::NoWorkers(location.to_string()));
         }
-        crate::pipeline::log_enrollment(&voices);
+        log_enrollment(&voices);
         if let Some(store) = &self.store {
             let rows: Vec<StoredProfile> = voices
                 .profiles
@@ -299,4 +299,22 @@ fn stored(
             })
         })
         .collect()
+}
+
+/// The location's calibration and every enrollment issue, as log lines.
+fn log_enrollment(voices: &ProfileSet) {
+    let c = &voices.calibration;
+    tracing::info!(
+        workers = voices.profiles.len(),
+        threshold = c.rules.threshold,
+        margin = c.rules.margin,
+        "voice profiles enrolled: {}",
+        c.explain()
+    );
+    for p in voices.profiles.iter().filter(|p| p.weak_profile) {
+        tracing::warn!(worker = %p.name, speech_s = p.speech_s, "weak profile: under 3 s of voice samples");
+    }
+    for issue in c.issues() {
+        tracing::warn!("enrollment: {issue}");
+    }
 }

@@ -4,26 +4,29 @@
 //! retries; while the broker is away it reconnects. Either way no result is lost, and one
 //! delivered twice changes nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_lite::StreamExt;
-use lapin::Consumer;
-use lapin::message::Delivery;
-use lapin::options::BasicAckOptions;
 
 use super::dead::{self, DeadTask};
 use super::worker::CONNECTION_CHECK;
 use super::{Shutdown, poison, reconnecting};
 use crate::ops::{Alert, Alerter, Level, metrics};
+use crate::pipeline::ResultSink;
 use crate::pipeline::{ClipResult, ClipTask};
 use crate::queue::topology::{DEAD_CLIPS, RESULTS};
-use crate::queue::{Broker, BrokerConfig, BrokerError, decode};
-use crate::store::{JobRow, Store, StoreError};
+use crate::queue::{BrokerError, Connect, Deliveries, Received, Transport, dead_letter, decode};
+use crate::store::{JobRow, StoreError};
+
+/// What sees each stored result.
+pub type Observer = Box<dyn Fn(&ClipResult) + Send + Sync>;
 
 pub struct ReducerService {
-    pub broker: BrokerConfig,
-    pub store: Store,
+    /// RabbitMQ (AMQP_URL), or a standalone run's in-process queues.
+    pub queues: Arc<dyn Connect>,
+    /// Postgres, or a standalone run's output folder.
+    pub store: Arc<dyn ResultSink>,
     /// Results per transaction at most.
     pub batch: usize,
     /// How long a batch waits to fill once its first result is in.
@@ -33,6 +36,10 @@ pub struct ReducerService {
     pub min_success_rate: f64,
     /// Running jobs older than this are marked `timed_out` (MAX_JOB_DURATION).
     pub max_job_duration: Duration,
+    /// Sees each result once it is stored (a standalone run's summary).
+    pub on_stored: Option<Observer>,
+    /// Job alerts on their way, sent off the ack path and waited for before `run` returns.
+    alerts: std::sync::Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// A job whose dispatcher showed no sign of life (a confirmed chunk) for this long while
@@ -43,15 +50,17 @@ const PUBLISH_LEASE: Duration = Duration::from_secs(120);
 const TIMEOUT_SWEEP: Duration = Duration::from_secs(30);
 
 impl ReducerService {
-    pub fn new(broker: BrokerConfig, store: Store) -> Self {
+    pub fn new(queues: Arc<dyn Connect>, store: Arc<dyn ResultSink>) -> Self {
         Self {
-            broker,
+            queues,
             store,
             batch: 1000,
             linger: Duration::from_millis(20),
             alerter: Alerter::none("reducer"),
             min_success_rate: 0.0,
             max_job_duration: Duration::from_secs(6 * 3600),
+            on_stored: None,
+            alerts: std::sync::Mutex::default(),
         }
     }
 
@@ -59,13 +68,25 @@ impl ReducerService {
     /// times out jobs that run too long.
     pub async fn run(&self, shutdown: Shutdown) {
         let name = format!("voice-reducer-{}", std::process::id());
-        let consume = reconnecting(&self.broker, &name, &shutdown, |broker| {
+        let consume = reconnecting(&*self.queues, &name, &shutdown, |broker| {
             let (name, shutdown) = (name.clone(), shutdown.clone());
-            async move { self.consume(&broker, &name, &shutdown).await }
+            async move { self.consume(&*broker, &name, &shutdown).await }
         });
         tokio::select! {
             () = consume => {}
             () = self.sweep_timeouts() => {}
+        }
+        let mut alerts = std::mem::take(
+            &mut *self
+                .alerts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let sent = tokio::time::timeout(ALERTS_AT_EXIT, async {
+            while alerts.join_next().await.is_some() {}
+        });
+        if sent.await.is_err() {
+            tracing::warn!("stopping with job alerts still unsent");
         }
     }
 
@@ -108,6 +129,12 @@ impl ReducerService {
         }
     }
 
+    fn observe(&self, results: &[ClipResult]) {
+        if let Some(observe) = &self.on_stored {
+            results.iter().for_each(observe);
+        }
+    }
+
     /// Counts and alerts for a job this reducer just closed. The alert is sent on its own task:
     /// a slow webhook never holds up a batch's ack.
     fn closed(&self, job: &JobRow) {
@@ -136,7 +163,13 @@ impl ReducerService {
                 self.alerter.clone(),
                 job_alert(job, "low_success_rate", text),
             );
-            tokio::spawn(async move { alerter.send(&alert).await });
+            let mut alerts = self
+                .alerts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Those already sent are let go.
+            while alerts.try_join_next().is_some() {}
+            alerts.spawn(async move { alerter.send(&alert).await });
         } else {
             metrics().jobs_completed.inc();
         }
@@ -146,7 +179,7 @@ impl ReducerService {
     /// goes away.
     async fn consume(
         &self,
-        broker: &Broker,
+        broker: &dyn Transport,
         tag: &str,
         shutdown: &Shutdown,
     ) -> Result<(), BrokerError> {
@@ -159,17 +192,17 @@ impl ReducerService {
     /// Each dead-lettered task as a `failed` result with the reason, so that its job closes.
     async fn consume_dead(
         &self,
-        broker: &Broker,
+        broker: &dyn Transport,
         tag: &str,
         shutdown: &Shutdown,
     ) -> Result<(), BrokerError> {
-        let (_channel, mut consumer) = broker.consume(DEAD_CLIPS, 16, tag).await?;
+        let mut consumer = broker.consume(DEAD_CLIPS, 16, tag).await?;
         loop {
             let delivery = tokio::select! {
                 () = shutdown.wait() => return Ok(()),
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => delivery,
-                    Some(Err(e)) => return Err(e.into()),
+                    Some(Err(e)) => return Err(e),
                     None => return Err(BrokerError::Cancelled),
                 },
             };
@@ -185,6 +218,7 @@ impl ReducerService {
                         }
                     };
                     metrics().results_stored.inc();
+                    self.observe(std::slice::from_ref(&*result));
                     for (job, _) in jobs.iter().filter(|(_, closed_now)| *closed_now) {
                         self.closed(job);
                     }
@@ -194,18 +228,18 @@ impl ReducerService {
                     tracing::error!(%why, "a dead-lettered task names no job or clip: only the dead-letter queue keeps it");
                 }
             }
-            delivery.ack(BasicAckOptions::default()).await?;
+            delivery.ack().await?;
         }
     }
 
     async fn consume_results(
         &self,
-        broker: &Broker,
+        broker: &dyn Transport,
         tag: &str,
         shutdown: &Shutdown,
     ) -> Result<(), BrokerError> {
         let prefetch = u16::try_from(self.batch * 2).unwrap_or(u16::MAX);
-        let (_channel, mut consumer) = broker.consume(RESULTS, prefetch, tag).await?;
+        let mut consumer = broker.consume(RESULTS, prefetch, tag).await?;
         tracing::info!(batch = self.batch, "consuming {RESULTS}");
         let mut watch = tokio::time::interval(CONNECTION_CHECK);
         loop {
@@ -221,10 +255,10 @@ impl ReducerService {
             };
             let mut batch = match first {
                 Some(Ok(delivery)) => vec![delivery],
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => return Err(e),
                 None => return Err(BrokerError::Cancelled),
             };
-            let lost = self.fill(&mut consumer, &mut batch).await;
+            let lost = self.fill(&mut *consumer, &mut batch).await;
             if !self.settle(broker, &batch, shutdown).await? {
                 // Shutting down before the commit: the broker hands the batch out again.
                 return Ok(());
@@ -238,8 +272,8 @@ impl ReducerService {
     /// Adds what arrives within `linger`, up to `batch`; returns why the stream ended, if it did.
     async fn fill(
         &self,
-        consumer: &mut Consumer,
-        batch: &mut Vec<Delivery>,
+        consumer: &mut dyn Deliveries,
+        batch: &mut Vec<Received>,
     ) -> Option<BrokerError> {
         let deadline = tokio::time::Instant::now() + self.linger;
         let mut bytes: usize = batch.iter().map(|d| d.data.len()).sum();
@@ -250,7 +284,7 @@ impl ReducerService {
                     bytes += delivery.data.len();
                     batch.push(delivery);
                 }
-                Ok(Some(Err(e))) => return Some(e.into()),
+                Ok(Some(Err(e))) => return Some(e),
                 Ok(None) => return Some(BrokerError::Cancelled),
             }
         }
@@ -260,8 +294,8 @@ impl ReducerService {
     /// Stores the batch and acks it: `Ok(true)` when done, `Ok(false)` when shutdown came first.
     async fn settle(
         &self,
-        broker: &Broker,
-        batch: &[Delivery],
+        broker: &dyn Transport,
+        batch: &[Received],
         shutdown: &Shutdown,
     ) -> Result<bool, BrokerError> {
         let Some(last) = batch.last() else {
@@ -285,11 +319,12 @@ impl ReducerService {
             return Ok(false);
         };
         metrics().results_stored.inc_by(results.len() as u64);
+        self.observe(&results);
         for (job, _) in jobs.iter().filter(|(_, closed_now)| *closed_now) {
             self.closed(job);
         }
         // One ack for the whole batch: every delivery up to the last one on this channel.
-        last.ack(BasicAckOptions { multiple: true }).await?;
+        last.ack_up_to().await?;
         Ok(true)
     }
 
@@ -299,8 +334,8 @@ impl ReducerService {
     /// still closes. `None` when shutdown came first.
     async fn store_all(
         &self,
-        broker: &Broker,
-        deliveries: &[&Delivery],
+        broker: &dyn Transport,
+        deliveries: &[&Received],
         results: &[ClipResult],
         shutdown: &Shutdown,
     ) -> Result<Option<Vec<(JobRow, bool)>>, BrokerError> {
@@ -323,9 +358,7 @@ impl ReducerService {
                     let (delivery, result) = (deliveries[part.start], &results[part.start]);
                     let error = e.to_string();
                     tracing::error!(clip = %result.clip_key, %error, "the database refuses this result: dead-lettered, stored as a bare failed result");
-                    broker
-                        .dead_letter(delivery, RESULTS, "refused_by_database", &error)
-                        .await?;
+                    dead_letter(broker, delivery, RESULTS, "refused_by_database", &error).await?;
                     let bare = bare_failed(result, &error);
                     match self.write(std::slice::from_ref(&bare), shutdown).await {
                         Written::Stored(stored) => jobs.extend(stored),
@@ -381,6 +414,9 @@ enum Written {
     Refused(StoreError),
     Shutdown,
 }
+
+/// How long a stopping reducer waits for the job alerts still being sent.
+const ALERTS_AT_EXIT: Duration = Duration::from_secs(10);
 
 /// A statement that takes longer is abandoned and tried again.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);

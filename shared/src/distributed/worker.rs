@@ -10,21 +10,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::StreamExt;
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
-use lapin::types::FieldTable;
 use tokio::task::JoinSet;
 
 use super::profiles::{Origin, ProfileError, Profiles};
 use super::{Shutdown, poison, reconnecting};
 use crate::matching::Prior;
 use crate::ops::{Alerter, enrollment_alert, metrics};
+use crate::pipeline::ResultSink;
 use crate::pipeline::{ClipProcessor, ClipResult, ClipTask};
 use crate::queue::topology::{CLIPS, RESULTS, retry_queue};
 use crate::queue::{
-    Broker, BrokerConfig, BrokerError, Outgoing, decode, encode, properties, result_headers,
-    task_headers,
+    BrokerError, Connect, Headers, Outgoing, Received, Transport, dead_letter, decode, encode,
+    result_headers, task_envelope, task_headers,
 };
 use crate::source::ClipSource;
 use crate::store::Store;
@@ -38,20 +35,36 @@ pub const CONNECTION_CHECK: Duration = Duration::from_secs(1);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct WorkerService {
-    pub broker: BrokerConfig,
+    /// RabbitMQ (AMQP_URL), or a standalone run's in-process queues.
+    pub queues: Arc<dyn Connect>,
     pub source: Arc<dyn ClipSource>,
     pub processor: Arc<ClipProcessor>,
     /// Clips in flight (VOICE_PARALLEL_WORKERS): the consumer's prefetch.
     pub prefetch: u16,
     pub profiles: Profiles,
-    /// Where a redelivered task learns that its clip is already done (DATABASE_URL).
-    store: Option<Store>,
+    /// Where a redelivered task learns that its clip is already done (DATABASE_URL, or a
+    /// standalone run's output folder).
+    pub sink: Option<Arc<dyn ResultSink>>,
     /// Speaker turns from AssemblyAI instead of the local diarizer.
     pub transcriber: Option<Arc<AssemblyAi>>,
     /// Delete each transcript from AssemblyAI once its result is with the broker.
     pub delete_transcripts: bool,
     /// Where a fresh enrollment's issues (left-out samples, look-alike employees) are told.
     pub alerter: Alerter,
+    /// Each clip's line at debug rather than info (a standalone run shows a progress bar).
+    pub quiet: bool,
+}
+
+/// Why the worker service could not be built from the settings.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct SetupError {
+    what: &'static str,
+    message: String,
+}
+
+fn setup(what: &'static str) -> impl FnOnce(String) -> SetupError {
+    move |message| SetupError { what, message }
 }
 
 /// What became of one clip task.
@@ -72,7 +85,7 @@ impl WorkerService {
     /// `store` (DATABASE_URL) holds the roster and the enrolled profiles; without one, each
     /// worker enrolls from the source's own roster and keeps the profiles in memory.
     pub fn new(
-        broker: BrokerConfig,
+        queues: Arc<dyn Connect>,
         source: Arc<dyn ClipSource>,
         store: Option<Store>,
         processor: ClipProcessor,
@@ -80,22 +93,61 @@ impl WorkerService {
         prefetch: u16,
     ) -> Self {
         Self {
-            broker,
+            queues,
             profiles: Profiles::new(Arc::clone(&source), store.clone(), prior),
-            store,
+            sink: store.map(|s| Arc::new(s) as Arc<dyn ResultSink>),
             source,
             processor: Arc::new(processor),
             prefetch: prefetch.max(1),
             transcriber: None,
             delete_transcripts: false,
             alerter: Alerter::none("worker"),
+            quiet: false,
         }
+    }
+
+    /// The service the settings describe: the speaker model behind its batcher, turns from the
+    /// local diarizer or AssemblyAI, VOICE_PARALLEL_WORKERS clips in flight. Also returns the
+    /// batcher's thread (the worker is not alive without it).
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+        queues: Arc<dyn Connect>,
+        source: Arc<dyn ClipSource>,
+        store: Option<Store>,
+        alerter: Alerter,
+    ) -> Result<(Self, std::thread::JoinHandle<()>), SetupError> {
+        let encoders = settings
+            .encoders()
+            .map_err(|e| setup("loading the speaker model")(e.to_string()))?;
+        let manifest = encoders.speakers.manifest().clone();
+        tracing::info!(model = %encoders.describe(), "speaker model loaded");
+        let diarizer = crate::diarize::LocalDiarizer::for_model(encoders.windows_manifest());
+        let (batcher, batcher_thread) = crate::pipeline::spawn_batcher(encoders)
+            .map_err(|e| setup("starting the batcher")(e.to_string()))?;
+        let processor = ClipProcessor {
+            batcher,
+            diarizer,
+            min_utterance_ms: settings.voice_min_utterance_ms,
+            max_clip_bytes: settings.max_clip_bytes(),
+        };
+        let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
+        let prior = settings.prior(&manifest);
+        let mut service = Self::new(queues, source, store, processor, prior, prefetch);
+        service.alerter = alerter;
+        if let Some(config) = settings.assemblyai() {
+            tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");
+            let transcriber =
+                AssemblyAi::new(config).map_err(|e| setup("AssemblyAI client")(e.to_string()))?;
+            service.transcriber = Some(Arc::new(transcriber));
+            service.delete_transcripts = settings.aai_delete_transcripts;
+        }
+        Ok((service, batcher_thread))
     }
 
     /// Consumes until `shutdown`, reconnecting to the broker whenever it goes away.
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let name = format!("voice-worker-{}", std::process::id());
-        reconnecting(&self.broker, &name, &shutdown, |broker| {
+        reconnecting(&*self.queues, &name, &shutdown, |broker| {
             let me = Arc::clone(&self);
             let (name, shutdown) = (name.clone(), shutdown.clone());
             async move { me.consume(&broker, &name, &shutdown).await }
@@ -106,11 +158,11 @@ impl WorkerService {
     /// One connection's life: `Ok` after a clean shutdown, `Err` when the broker went away.
     async fn consume(
         self: &Arc<Self>,
-        broker: &Arc<Broker>,
+        broker: &Arc<dyn Transport>,
         tag: &str,
         shutdown: &Shutdown,
     ) -> Result<(), BrokerError> {
-        let (channel, mut consumer) = broker.consume(CLIPS, self.prefetch, tag).await?;
+        let mut consumer = broker.consume(CLIPS, self.prefetch, tag).await?;
         tracing::info!(prefetch = self.prefetch, "consuming {CLIPS}");
         let mut in_flight = JoinSet::new();
         let mut watch = tokio::time::interval(CONNECTION_CHECK);
@@ -124,9 +176,9 @@ impl WorkerService {
                     Some(Ok(delivery)) => {
                         let (me, broker) = (Arc::clone(self), Arc::clone(broker));
                         let shutdown = shutdown.clone();
-                        in_flight.spawn(async move { me.handle(&broker, delivery, &shutdown).await });
+                        in_flight.spawn(async move { me.handle(&*broker, delivery, &shutdown).await });
                     }
-                    Some(Err(e)) => break Some(BrokerError::from(e)),
+                    Some(Err(e)) => break Some(e),
                     None => break Some(BrokerError::Cancelled),
                 },
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
@@ -135,9 +187,7 @@ impl WorkerService {
         match lost {
             None => {
                 // Stop taking new clips, then let those in hand finish.
-                let _ = channel
-                    .basic_cancel(tag.into(), BasicCancelOptions::default())
-                    .await;
+                consumer.cancel().await;
                 tracing::info!(in_flight = in_flight.len(), "draining the clips in flight");
                 let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
                     while in_flight.join_next().await.is_some() {}
@@ -149,7 +199,8 @@ impl WorkerService {
                         "drain timed out: the broker hands the rest to another worker"
                     );
                 }
-                let _ = channel.close(200, "worker stopping".into()).await;
+                // Closing the consumer hands what is left back to the queue.
+                drop(consumer);
                 Ok(())
             }
             Some(e) => {
@@ -161,21 +212,16 @@ impl WorkerService {
         }
     }
 
-    async fn handle(&self, broker: &Broker, delivery: Delivery, shutdown: &Shutdown) {
+    async fn handle(&self, broker: &dyn Transport, delivery: Received, shutdown: &Shutdown) {
         match self.settle(broker, &delivery, shutdown).await {
             Ok(()) => {
-                if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                if let Err(e) = delivery.ack().await {
                     tracing::warn!(error = %e, "ack failed: the clip will be delivered again");
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not hand the clip on: returning it to the queue");
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await;
+                let _ = delivery.requeue().await;
             }
         }
     }
@@ -184,8 +230,8 @@ impl WorkerService {
     /// safely with the broker.
     async fn settle(
         &self,
-        broker: &Broker,
-        delivery: &Delivery,
+        broker: &dyn Transport,
+        delivery: &Received,
         shutdown: &Shutdown,
     ) -> Result<(), BrokerError> {
         let task: ClipTask = match decode(&delivery.data) {
@@ -223,14 +269,12 @@ impl WorkerService {
                     tracing::error!(clip = %task.clip.key, attempt = task.attempt, kind, %error, "giving up on the clip");
                     self.abandon(transcript_id.as_deref()).await;
                     let error = format!("gave up after {} tries: {error}", task.attempt);
-                    broker
-                        .dead_letter(delivery, CLIPS, "retries_exhausted", &error)
-                        .await?;
+                    dead_letter(broker, delivery, CLIPS, "retries_exhausted", &error).await?;
                     Box::new(ClipResult::failed(&task, &model, kind, error))
                 }
             },
         };
-        result.log();
+        result.log(self.quiet);
         record(&result, started.elapsed());
         let headers = result_headers(&result);
         publish(broker, RESULTS, &encode(&*result)?, &task, headers).await?;
@@ -251,7 +295,7 @@ impl WorkerService {
     /// downloading, processing or paying AssemblyAI. When the store cannot say, the clip is done again;
     /// the reducer's upsert keeps that harmless.
     async fn needs_no_work(&self, task: &ClipTask) -> bool {
-        let Some(store) = &self.store else {
+        let Some(store) = &self.sink else {
             return false;
         };
         match store.settled_task(&task.job_id, &task.clip.key).await {
@@ -410,14 +454,14 @@ fn record(result: &ClipResult, took: Duration) {
 
 /// Publishes what became of `task` (its retry, or its result) under the task's ids.
 async fn publish(
-    broker: &Broker,
+    broker: &dyn Transport,
     queue: &str,
     body: &[u8],
     task: &ClipTask,
-    headers: FieldTable,
+    headers: Headers,
 ) -> Result<(), BrokerError> {
-    let properties = properties(&task.clip.message_id(), &task.job_id, headers);
+    let envelope = task_envelope(task, headers);
     broker
-        .publish(Outgoing::to_queue(queue, body, properties))
+        .publish(Outgoing::to_queue(queue, body, envelope))
         .await
 }

@@ -1,10 +1,6 @@
 //! What the process uses of the machine: resident memory (from `/proc`), and GPU memory
-//! through NVML (`nvml-wrapper` loads the driver's library at run time; without a GPU or
-//! driver there is simply no GPU, which is not an error).
-
-use std::sync::OnceLock;
-
-use nvml_wrapper::Nvml;
+//! through NVML with the `gpu` feature (`nvml-wrapper` loads the driver's library at run time;
+//! without a GPU, a driver or the feature there is simply no GPU, which is not an error).
 
 /// Resident set size of this process in bytes (Linux); `None` elsewhere.
 pub fn rss_bytes() -> Option<u64> {
@@ -18,12 +14,21 @@ fn page_size() -> u64 {
     4096
 }
 
-fn nvml() -> Option<&'static Nvml> {
-    static NVML: OnceLock<Option<Nvml>> = OnceLock::new();
-    NVML.get_or_init(|| Nvml::init().ok()).as_ref()
+#[cfg(feature = "gpu")]
+fn nvml() -> Option<&'static nvml_wrapper::Nvml> {
+    static NVML: std::sync::OnceLock<Option<nvml_wrapper::Nvml>> = std::sync::OnceLock::new();
+    NVML.get_or_init(|| nvml_wrapper::Nvml::init().ok())
+        .as_ref()
+}
+
+/// Built without the `gpu` feature: no GPU to see.
+#[cfg(not(feature = "gpu"))]
+pub fn gpu() -> Option<GpuInfo> {
+    None
 }
 
 /// The first GPU: its name and (used, total) memory in bytes; `None` without one.
+#[cfg(feature = "gpu")]
 pub fn gpu() -> Option<GpuInfo> {
     let device = nvml()?.device_by_index(0).ok()?;
     let memory = device.memory_info().ok()?;

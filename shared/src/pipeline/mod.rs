@@ -1,15 +1,15 @@
-//! The stages: dispatcher (list clips → tasks), worker (task → result), reducer (results →
-//! store). The same stage code runs in one process over channels (standalone) or, with a
-//! broker, across processes; only the transport differs.
+//! The clip work (task → result), the batcher the model runs behind, and where results are
+//! kept (a [`ResultSink`]: Postgres or an output folder). The services that move tasks and
+//! results are in [`crate::distributed`], the same in one process or across many.
 
 mod batcher;
 mod output;
-mod standalone;
+mod sink;
 mod worker;
 
 pub use batcher::{BatcherHandle, spawn_batcher};
 pub use output::{OutputDir, Summary};
-pub use standalone::{RunOptions, StandaloneError, log_enrollment, plan_tasks, run_standalone};
+pub use sink::{FolderSink, ResultSink};
 pub use worker::ClipProcessor;
 
 use serde::{Deserialize, Serialize};

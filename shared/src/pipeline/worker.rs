@@ -57,8 +57,19 @@ impl ClipResult {
         result
     }
 
-    /// One log line for the result, as every mode writes it.
-    pub fn log(&self) {
+    /// One log line for the result: at info for a worker's log; with `quiet`, at debug (a
+    /// standalone run's progress bar tells the same).
+    pub fn log(&self, quiet: bool) {
+        if quiet {
+            tracing::debug!(
+                clip = %self.clip_key,
+                status = self.status.as_str(),
+                kind = self.error_kind.as_deref().unwrap_or("-"),
+                worker = self.worker_name.as_deref().unwrap_or("-"),
+                "clip done"
+            );
+            return;
+        }
         match &self.error {
             Some(error) => {
                 let kind = self.error_kind.as_deref().unwrap_or("-");

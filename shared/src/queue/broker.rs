@@ -2,12 +2,16 @@
 //! once the broker has taken the message (or said it cannot).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use lapin::message::Delivery;
+use futures_lite::StreamExt;
+use lapin::Acker;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -16,6 +20,9 @@ use lapin::{Confirmation, PublisherConfirm};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+use super::transport::{
+    Acknowledge, Connect, Deliveries, Envelope, Header, Headers, Outgoing, Received, Transport,
+};
 use super::{CONTENT_TYPE, topology};
 use crate::config::Secret;
 
@@ -42,39 +49,61 @@ pub enum BrokerError {
 /// consumers take duplicates in their stride), never a wait for ever.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where a message goes and what it carries.
-pub struct Outgoing<'a> {
-    /// "" for the default exchange, where the routing key is the queue's name.
-    pub exchange: &'a str,
-    pub routing_key: &'a str,
-    pub body: &'a [u8],
-    pub properties: BasicProperties,
-}
-
-impl<'a> Outgoing<'a> {
-    /// A message for `queue` through the default exchange.
-    pub fn to_queue(queue: &'a str, body: &'a [u8], properties: BasicProperties) -> Self {
-        Self {
-            exchange: "",
-            routing_key: queue,
-            body,
-            properties,
-        }
-    }
-}
-
 /// Persistent MessagePack with the ids and readable headers of DESIGN §8.
-pub fn properties(message_id: &str, correlation_id: &str, headers: FieldTable) -> BasicProperties {
+fn properties(envelope: &Envelope) -> BasicProperties {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let mut headers = FieldTable::default();
+    for (key, value) in envelope.headers.iter() {
+        let value = match value {
+            Header::Text(t) => text(t),
+            Header::Number(n) => AMQPValue::LongLongInt(*n),
+        };
+        headers.insert(key.into(), value);
+    }
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
         .with_delivery_mode(2)
-        .with_message_id(short(message_id))
-        .with_correlation_id(short(correlation_id))
+        .with_message_id(short(&envelope.message_id))
+        .with_correlation_id(short(&envelope.correlation_id))
         .with_timestamp(now)
         .with_headers(headers)
+}
+
+/// The envelope of a delivered message: its ids, and the headers that are text or numbers
+/// (the broker's own `x-death` tables are left out; `x-first-death-reason` is kept).
+fn envelope(properties: &BasicProperties) -> Envelope {
+    let mut headers = Headers::default();
+    if let Some(table) = properties.headers() {
+        for (key, value) in table.inner() {
+            let key = key.as_str();
+            match value {
+                AMQPValue::LongString(s) => {
+                    headers.set_text(key, &String::from_utf8_lossy(s.as_bytes()));
+                }
+                AMQPValue::ShortString(s) => headers.set_text(key, s.as_str()),
+                other => {
+                    if let Some(n) = number(other) {
+                        headers.set_number(key, n);
+                    }
+                }
+            }
+        }
+    }
+    Envelope {
+        message_id: properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        correlation_id: properties
+            .correlation_id()
+            .as_ref()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        headers,
+    }
 }
 
 /// AMQP short strings hold 255 bytes; longer values are cut at a character boundary.
@@ -86,22 +115,13 @@ fn short(value: &str) -> ShortString {
     ShortString::from(&value[..end])
 }
 
-pub fn text(value: &str) -> AMQPValue {
+fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
-/// A header as text, whatever string type the sender used.
-pub fn header_text(properties: &BasicProperties, key: &str) -> Option<String> {
-    match properties.headers().as_ref()?.inner().get(key)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
-        _ => None,
-    }
-}
-
-/// A header as a number, whatever integer type the sender (or the broker) used.
-pub fn header_number(properties: &BasicProperties, key: &str) -> Option<i64> {
-    match properties.headers().as_ref()?.inner().get(key)? {
+/// An integer header, whatever integer type the sender (or the broker) used.
+fn number(value: &AMQPValue) -> Option<i64> {
+    match value {
         AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
         AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
         AMQPValue::ShortInt(n) => Some(i64::from(*n)),
@@ -109,7 +129,6 @@ pub fn header_number(properties: &BasicProperties, key: &str) -> Option<i64> {
         AMQPValue::LongInt(n) => Some(i64::from(*n)),
         AMQPValue::LongUInt(n) => Some(i64::from(*n)),
         AMQPValue::LongLongInt(n) => Some(*n),
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).parse().ok(),
         _ => None,
     }
 }
@@ -269,7 +288,7 @@ impl Broker {
                     ..BasicPublishOptions::default()
                 },
                 message.body,
-                message.properties,
+                properties(&message.envelope),
             )
             .await?)
     }
@@ -294,7 +313,7 @@ impl Broker {
     }
 
     /// A consumer on its own channel, with at most `prefetch` unacknowledged deliveries.
-    pub async fn consume(
+    async fn consumer(
         &self,
         queue: &str,
         prefetch: u16,
@@ -315,49 +334,6 @@ impl Broker {
         Ok((channel, consumer))
     }
 
-    /// Sends `delivery` on to `routing_key` through `exchange` with `headers` added (replacing
-    /// those of the same name); body and the other properties unchanged.
-    pub async fn forward(
-        &self,
-        delivery: &Delivery,
-        exchange: &str,
-        routing_key: &str,
-        headers: &[(&str, AMQPValue)],
-    ) -> Result<(), BrokerError> {
-        let mut table = delivery.properties.headers().clone().unwrap_or_default();
-        for (key, value) in headers {
-            table.insert((*key).into(), value.clone());
-        }
-        self.publish(Outgoing {
-            exchange,
-            routing_key,
-            body: &delivery.data,
-            properties: delivery.properties.clone().with_headers(table),
-        })
-        .await
-    }
-
-    /// Puts `delivery` in its queue's dead-letter queue with the reason an operator reads there.
-    pub async fn dead_letter(
-        &self,
-        delivery: &Delivery,
-        queue: &str,
-        reason: &str,
-        error: &str,
-    ) -> Result<(), BrokerError> {
-        self.forward(
-            delivery,
-            topology::DEAD_LETTER_EXCHANGE,
-            &topology::dead_letter_queue(queue),
-            &[
-                ("dead_reason", text(reason)),
-                ("dead_error", text(error)),
-                ("dead_from", text(queue)),
-            ],
-        )
-        .await
-    }
-
     pub async fn close(&self) {
         let _ = self.connection.close(200, "shutting down".into()).await;
     }
@@ -372,5 +348,116 @@ fn check(confirmation: Confirmation, queue: &str) -> Result<(), BrokerError> {
         Confirmation::Nack(_) => Err(BrokerError::Nacked {
             queue: queue.to_string(),
         }),
+    }
+}
+
+#[async_trait]
+impl Transport for Broker {
+    async fn publish(&self, message: Outgoing<'_>) -> Result<(), BrokerError> {
+        Broker::publish(self, message).await
+    }
+
+    async fn publish_all(&self, messages: Vec<Outgoing<'_>>) -> Vec<Result<(), BrokerError>> {
+        Broker::publish_all(self, messages).await
+    }
+
+    async fn consume(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        tag: &str,
+    ) -> Result<Box<dyn Deliveries>, BrokerError> {
+        let (channel, consumer) = self.consumer(queue, prefetch, tag).await?;
+        Ok(Box::new(AmqpDeliveries {
+            channel,
+            consumer,
+            tag: tag.to_string(),
+        }))
+    }
+
+    fn is_connected(&self) -> bool {
+        Broker::is_connected(self)
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
+        Broker::queue_depth(self, queue).await
+    }
+
+    async fn close(&self) {
+        Broker::close(self).await;
+    }
+}
+
+#[async_trait]
+impl Connect for BrokerConfig {
+    async fn connect(
+        &self,
+        name: &str,
+        give_up_after: Option<usize>,
+    ) -> Result<Arc<dyn Transport>, BrokerError> {
+        let broker = Broker::connect_retrying(self, name, give_up_after).await?;
+        Ok(Arc::new(broker))
+    }
+}
+
+/// A consumer and its channel: closing the channel (dropping this) hands whatever it still
+/// holds unacked back to the queue.
+struct AmqpDeliveries {
+    channel: Channel,
+    consumer: lapin::Consumer,
+    tag: String,
+}
+
+#[async_trait]
+impl Deliveries for AmqpDeliveries {
+    async fn next(&mut self) -> Option<Result<Received, BrokerError>> {
+        let delivery = match self.consumer.next().await? {
+            Ok(delivery) => delivery,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let envelope = envelope(&delivery.properties);
+        let acker = Box::new(AmqpAck(delivery.acker));
+        Some(Ok(Received::new(delivery.data, envelope, acker)))
+    }
+
+    async fn cancel(&mut self) {
+        let _ = self
+            .channel
+            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+    }
+}
+
+impl Drop for AmqpDeliveries {
+    fn drop(&mut self) {
+        let channel = self.channel.clone();
+        if channel.status().connected() {
+            // Closing waits for the broker; nobody needs to.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = channel.close(200, "consumer done".into()).await;
+                });
+            }
+        }
+    }
+}
+
+struct AmqpAck(Acker);
+
+#[async_trait]
+impl Acknowledge for AmqpAck {
+    async fn ack(&self, multiple: bool) -> Result<(), BrokerError> {
+        self.0.ack(BasicAckOptions { multiple }).await?;
+        Ok(())
+    }
+
+    async fn requeue(&self) -> Result<(), BrokerError> {
+        self.0
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await?;
+        Ok(())
     }
 }

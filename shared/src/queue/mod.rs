@@ -1,51 +1,53 @@
-//! What travels between the stages when a broker carries them (DESIGN §8): the message codec,
-//! the topology, and a confirming connection.
+//! What travels between the stages (DESIGN §8): the message codec, the topology, and the
+//! transports that carry it, RabbitMQ between processes and in-process queues for a
+//! standalone run.
 
 mod broker;
+mod memory;
 mod message;
 pub mod topology;
+mod transport;
 
-pub use broker::{
-    Broker, BrokerConfig, BrokerError, CaCertError, Outgoing, header_number, header_text,
-    properties, text,
-};
+pub use broker::{Broker, BrokerConfig, BrokerError, CaCertError};
+pub use memory::MemoryBroker;
 pub use message::{CONTENT_TYPE, MessageError, SCHEMA_VERSION, decode, encode};
-
-use lapin::types::{AMQPValue, FieldTable};
+pub use transport::{
+    Acknowledge, Connect, Deliveries, Envelope, Header, Headers, Outgoing, Received, Transport,
+    dead_letter, forward,
+};
 
 use crate::pipeline::{ClipResult, ClipTask};
 
 /// The readable side of a task: the body is binary, so an operator looking at a queue or the
 /// dead-letter queue in the management UI reads these.
-pub fn task_headers(task: &ClipTask, last_error_kind: Option<&str>) -> FieldTable {
-    let mut headers = FieldTable::default();
-    headers.insert("job".into(), text(&task.job_id));
-    headers.insert("location".into(), text(&task.location_id));
-    headers.insert("date".into(), text(&task.clip.date));
-    headers.insert("clip".into(), text(&task.clip.name));
-    headers.insert(
-        "attempt".into(),
-        AMQPValue::LongLongInt(i64::from(task.attempt)),
-    );
+pub fn task_headers(task: &ClipTask, last_error_kind: Option<&str>) -> Headers {
+    let mut headers = Headers::default();
+    headers.set_text("job", &task.job_id);
+    headers.set_text("location", &task.location_id);
+    headers.set_text("date", &task.clip.date);
+    headers.set_text("clip", &task.clip.name);
+    headers.set_number("attempt", i64::from(task.attempt));
     if let Some(kind) = last_error_kind {
-        headers.insert("last_error_kind".into(), text(kind));
+        headers.set_text("last_error_kind", kind);
     }
     headers
 }
 
-pub fn result_headers(result: &ClipResult) -> FieldTable {
-    let mut headers = FieldTable::default();
-    headers.insert("job".into(), text(&result.job_id));
-    headers.insert("location".into(), text(&result.location_id));
-    headers.insert("date".into(), text(&result.date));
-    headers.insert("clip".into(), text(&result.clip));
-    headers.insert("status".into(), text(result.status.as_str()));
-    headers.insert(
-        "attempt".into(),
-        AMQPValue::LongLongInt(i64::from(result.attempts)),
-    );
+pub fn result_headers(result: &ClipResult) -> Headers {
+    let mut headers = Headers::default();
+    headers.set_text("job", &result.job_id);
+    headers.set_text("location", &result.location_id);
+    headers.set_text("date", &result.date);
+    headers.set_text("clip", &result.clip);
+    headers.set_text("status", result.status.as_str());
+    headers.set_number("attempt", i64::from(result.attempts));
     if let Some(kind) = &result.error_kind {
-        headers.insert("last_error_kind".into(), text(kind));
+        headers.set_text("last_error_kind", kind);
     }
     headers
+}
+
+/// The envelope of `task` (or of what became of it): the clip's and the job's ids.
+pub fn task_envelope(task: &ClipTask, headers: Headers) -> Envelope {
+    Envelope::new(&task.clip.message_id(), &task.job_id, headers)
 }

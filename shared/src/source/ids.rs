@@ -25,41 +25,14 @@ pub fn first_uuid(name: &str) -> Option<String> {
     })
 }
 
-/// A random (version 4) UUID for a new job; from the kernel's random source, with the clock
-/// and process id as a fallback where it cannot be read.
+/// A random (version 4) UUID for a new job.
 pub fn new_job_id() -> String {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_err()
-    {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        b[..8].copy_from_slice(&(now.as_nanos() as u64).to_le_bytes());
-        b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// A calendar date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CivilDate {
-    pub year: i32,
-    pub month: u32,
-    pub day: u32,
-}
+pub struct CivilDate(time::Date);
 
 impl CivilDate {
     /// `YYYY-MM-DD`, a real calendar day.
@@ -70,51 +43,25 @@ impl CivilDate {
             return Err(bad());
         }
         let year: i32 = parts[0].parse().map_err(|_| bad())?;
-        let month: u32 = parts[1].parse().map_err(|_| bad())?;
-        let day: u32 = parts[2].parse().map_err(|_| bad())?;
-        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-            return Err(format!("`{s}` is not a calendar day"));
-        }
-        Ok(Self { year, month, day })
-    }
-
-    /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
-    fn to_days(self) -> i64 {
-        let y = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = i64::from(self.month);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    fn from_days(z: i64) -> Self {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
-        Self { year, month, day }
+        let month: u8 = parts[1].parse().map_err(|_| bad())?;
+        let day: u8 = parts[2].parse().map_err(|_| bad())?;
+        let month = time::Month::try_from(month).map_err(|_| bad())?;
+        time::Date::from_calendar_date(year, month, day)
+            .map(Self)
+            .map_err(|_| format!("`{s}` is not a calendar day"))
     }
 }
 
 impl fmt::Display for CivilDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
-}
-
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        _ => 31,
+        let d = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )
     }
 }
 
@@ -140,15 +87,16 @@ impl DateRange {
         if end < start {
             return Err(format!("`{s}`: the range ends before it starts"));
         }
-        if end.to_days() - start.to_days() >= MAX_RANGE_DAYS {
+        if (end.0 - start.0).whole_days() >= MAX_RANGE_DAYS {
             return Err(format!("`{s}`: a run covers at most {MAX_RANGE_DAYS} days"));
         }
         Ok(Self { start, end })
     }
 
     pub fn days(&self) -> Vec<CivilDate> {
-        (self.start.to_days()..=self.end.to_days())
-            .map(CivilDate::from_days)
+        std::iter::successors(Some(self.start.0), |d| d.next_day())
+            .take_while(|d| *d <= self.end.0)
+            .map(CivilDate)
             .collect()
     }
 }

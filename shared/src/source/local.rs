@@ -6,11 +6,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BoxFuture, CivilDate, ClipSource, Fetched, RosterEntry, SampleFile, SourceError, assign,
-    first_uuid,
+    BoxFuture, CivilDate, ClipSource, Fetched, RosterEntry, SampleFile, SourceError, first_uuid,
 };
 use crate::audio::SUPPORTED_EXTENSIONS;
-use crate::matching::Enrollee;
 
 /// One clip to process, as listed by a source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,26 +153,6 @@ impl LocalSource {
             .join("clips")
             .join(date.to_string())
             .join(&clip.name))
-    }
-
-    /// The workers of a location with their samples' paths (standalone mode): the roster of
-    /// `workers.csv` if there is one, else the sample owners.
-    pub fn workers(&self, location: &str) -> Result<Vec<Enrollee>, SourceError> {
-        let samples = self.samples(location)?;
-        let roster = self.roster_file(location)?;
-        let assignment = assign(roster.as_deref(), &samples);
-        for owner in &assignment.unmatched {
-            tracing::warn!(owner, "voice samples match no worker in workers.csv");
-        }
-        Ok(assignment
-            .workers
-            .into_iter()
-            .map(|w| Enrollee {
-                worker_id: w.worker_id,
-                name: w.name,
-                samples: w.samples.into_iter().map(|s| s.location.into()).collect(),
-            })
-            .collect())
     }
 
     /// The sample files under `voice_samples/` (a folder per worker, or `<worker>.<ext>`),

@@ -535,3 +535,58 @@ FROM (
 WHERE j.job_id = c.job_id
 RETURNING j.job_id, j.status, j.total, j.done, j.matched, j.no_match, j.no_speech, j.failed, j.skipped,
           j.status <> 'running' AND j.finished_at = now() AS closed_now";
+
+/// The stages' view of the store: the same queries, behind the trait the output folder also
+/// implements.
+#[async_trait::async_trait]
+impl crate::pipeline::ResultSink for Store {
+    async fn completed_clips(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+        Store::completed_clips(self, keys).await
+    }
+
+    async fn create_job(&self, job: &NewJob<'_>) -> Result<Vec<String>, StoreError> {
+        Store::create_job(self, job).await
+    }
+
+    async fn add_published(&self, job_id: &str, confirmed: i32) -> Result<(), StoreError> {
+        Store::add_published(self, job_id, confirmed).await
+    }
+
+    async fn finish_publishing(&self, job_id: &str) -> Result<JobRow, StoreError> {
+        Store::finish_publishing(self, job_id).await
+    }
+
+    async fn end_job(&self, job_id: &str, status: &str, error: &str) -> Result<(), StoreError> {
+        Store::end_job(self, job_id, status, error).await
+    }
+
+    async fn job(&self, job_id: &str) -> Result<Option<JobRow>, StoreError> {
+        Store::job(self, job_id).await
+    }
+
+    async fn settled_task(
+        &self,
+        job: &str,
+        clip_key: &str,
+    ) -> Result<Option<&'static str>, StoreError> {
+        Store::settled_task(self, job, clip_key).await
+    }
+
+    async fn write_results(
+        &self,
+        results: &[ClipResult],
+    ) -> Result<Vec<(JobRow, bool)>, StoreError> {
+        Store::write_results(self, results).await
+    }
+
+    async fn settle_abandoned_publishing(
+        &self,
+        lease: Duration,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        Store::settle_abandoned_publishing(self, lease).await
+    }
+
+    async fn time_out_jobs(&self, max: Duration) -> Result<Vec<JobRow>, StoreError> {
+        Store::time_out_jobs(self, max).await
+    }
+}
