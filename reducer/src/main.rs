@@ -17,6 +17,11 @@ use shared::ops::health::{broker_check, database_check};
 use shared::service::{ServiceArgs, operate, usage};
 use shared::store::Store;
 
+/// Stores the workers' results from RabbitMQ (AMQP_URL) in Postgres (DATABASE_URL), closes
+/// each job once its clips are all in, and raises the job's alerts.
+///
+/// Settings come from the environment or a settings file (see the README). SIGTERM stops it
+/// cleanly: a batch not yet stored stays in the queue for the next reducer.
 #[derive(Debug, Parser)]
 #[command(name = "reducer", version)]
 struct Cli {

@@ -12,7 +12,7 @@ use crate::distributed::Shutdown;
 use crate::ops::health::{API_FAILURE_WINDOW, serve, set_api_failures_in_window};
 use crate::ops::{Alert, Alerter, Health, Level, metrics, system};
 
-/// The flags of every service binary (DESIGN §3).
+// The flags of every service binary (DESIGN §3).
 #[derive(Debug, clap::Args)]
 pub struct ServiceArgs {
     /// A settings file (TOML) layered over config/default.toml and under the environment.

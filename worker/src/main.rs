@@ -17,6 +17,12 @@ use shared::ops::health::{broker_check, database_check};
 use shared::service::{ServiceArgs, operate, usage};
 use shared::store::Store;
 
+/// Takes clip tasks from RabbitMQ (AMQP_URL), finds who speaks in each clip, matches the voices
+/// against the location's employees and publishes one result per clip.
+///
+/// Settings come from the environment or a settings file (see the README): the clip source,
+/// the speaker model, AssemblyAI. SIGTERM stops it cleanly: the clips in hand are finished, or
+/// handed back to the queue.
 #[derive(Debug, Parser)]
 #[command(name = "worker", version)]
 struct Cli {
