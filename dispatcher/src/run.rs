@@ -11,11 +11,10 @@ use shared::config::Settings;
 use shared::distributed::Shutdown;
 use shared::distributed::dispatch::plan;
 use shared::distributed::in_process::{InProcess, JobEnd};
-use shared::distributed::profiles::Origin;
 use shared::distributed::reducer::ReducerService;
 use shared::distributed::worker::WorkerService;
 use shared::ops::health::database_check;
-use shared::ops::{Alert, Alerter, Health, Level, enrollment_alert, metrics};
+use shared::ops::{Alert, Alerter, Health, Level, metrics};
 use shared::pipeline::{ClipTask, FolderSink, ResultSink, Summary};
 use shared::queue::MemoryBroker;
 use shared::source::{DateRange, is_uuid, new_job_id};
@@ -125,11 +124,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         worker.quiet = true;
         // Enrolled before anything is published: a location nobody can be matched against is
         // a mistake, not a day of `no_profiles` results.
-        let enrolled = match worker
-            .profiles
-            .get(&worker.processor.batcher, &location, false)
-            .await
-        {
+        let enrolled = match worker.enroll(&job_id, &location).await {
             Ok(enrolled) => enrolled,
             Err(e) => {
                 ops.job_failed(&job_id, "error", &e.to_string()).await;
@@ -140,11 +135,6 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
             folder
                 .with_output(|out| out.write_profiles(&enrolled.profiles))
                 .with_context(|| format!("writing {}", out_dir.display()))?;
-        }
-        let calibration = &enrolled.profiles.calibration;
-        if enrolled.origin == Origin::Enrolled && calibration.has_issues() {
-            ops.send(enrollment_alert(&job_id, &location, calibration))
-                .await;
         }
         let mut reducer = ReducerService::new(Arc::new(queues.clone()), Arc::clone(&sink));
         reducer.alerter = ops.alerter();
@@ -176,7 +166,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
             // The reducer sent the alert, if any, as it closed the job.
             JobEnd::Closed(row) if row.status == "completed" => check_success_rate(&row, &settings),
             JobEnd::Closed(row) => anyhow::bail!("job {job_id} ended {}", row.status),
-            JobEnd::TimedOut(_) => {
+            JobEnd::TimedOut => {
                 let text = format!(
                     "job {job_id} timed out after {:?}: {} of {} clip(s) done",
                     timeout(&settings, args),
@@ -186,7 +176,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
                 ops.job_failed(&job_id, "timed_out", &text).await;
                 Err(Failure::TimedOut(text).into())
             }
-            JobEnd::Stopped(_) => anyhow::bail!("stopped before job {job_id} finished"),
+            JobEnd::Stopped => anyhow::bail!("stopped before job {job_id} finished"),
         }
     })
 }

@@ -14,16 +14,16 @@ use super::worker::WorkerService;
 use crate::pipeline::{ClipResult, ResultSink};
 use crate::queue::MemoryBroker;
 use crate::source::DateRange;
-use crate::store::{JobRow, StoreError};
+use crate::store::JobRow;
 
 /// What became of an in-process job.
 pub enum JobEnd {
     /// The job closed (completed, or failed with nothing published): its row.
     Closed(JobRow),
     /// The deadline came first; the job is marked `timed_out`, what was stored stays.
-    TimedOut(Option<JobRow>),
+    TimedOut,
     /// Asked to stop (SIGTERM, SIGINT) before the job closed.
-    Stopped(Option<JobRow>),
+    Stopped,
 }
 
 /// The services of one in-process job, wired to the same queues and sink.
@@ -48,7 +48,7 @@ impl InProcess {
         progress: impl FnMut(&JobRow),
     ) -> Result<(JobEnd, Vec<ClipResult>), DispatchError> {
         let Some(job_id) = plan.tasks.first().map(|t| t.job_id.clone()) else {
-            return Ok((JobEnd::Stopped(None), Vec::new()));
+            return Ok((JobEnd::Stopped, Vec::new()));
         };
         let stored: Arc<Mutex<BTreeMap<String, ClipResult>>> = Arc::default();
         let mut reducer = self.reducer;
@@ -75,9 +75,14 @@ impl InProcess {
                 .await;
                 match waited {
                     Ok(Ok(Some(row))) if !row.is_open() => Ok(JobEnd::Closed(row)),
-                    Ok(Ok(row)) => Ok(JobEnd::Stopped(row)),
+                    Ok(Ok(_)) => Ok(JobEnd::Stopped),
                     Ok(Err(e)) => Err(DispatchError::Store(e)),
-                    Err(_) => Ok(JobEnd::TimedOut(timed_out(&*self.sink, &job_id).await?)),
+                    Err(_) => self
+                        .sink
+                        .end_job(&job_id, "timed_out", "the run's timeout passed")
+                        .await
+                        .map(|()| JobEnd::TimedOut)
+                        .map_err(DispatchError::Store),
                 }
             }
         };
@@ -97,10 +102,4 @@ impl InProcess {
             .unwrap_or_default();
         end.map(|end| (end, results))
     }
-}
-
-async fn timed_out(sink: &dyn ResultSink, job_id: &str) -> Result<Option<JobRow>, StoreError> {
-    sink.end_job(job_id, "timed_out", "the run's timeout passed")
-        .await?;
-    sink.job(job_id).await
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::profiles::{Origin, ProfileError, Profiles};
+use super::profiles::{Enrolled, Origin, ProfileError, Profiles};
 use super::{Shutdown, poison, reconnecting};
 use crate::matching::Prior;
 use crate::ops::{Alerter, enrollment_alert, metrics};
@@ -63,8 +63,12 @@ pub struct SetupError {
     message: String,
 }
 
-fn setup(what: &'static str) -> impl FnOnce(String) -> SetupError {
-    move |message| SetupError { what, message }
+/// `what` failed with `e`.
+fn setup(what: &'static str, e: impl std::fmt::Display) -> SetupError {
+    SetupError {
+        what,
+        message: e.to_string(),
+    }
 }
 
 /// What became of one clip task.
@@ -118,12 +122,12 @@ impl WorkerService {
     ) -> Result<(Self, std::thread::JoinHandle<()>), SetupError> {
         let encoders = settings
             .encoders()
-            .map_err(|e| setup("loading the speaker model")(e.to_string()))?;
+            .map_err(|e| setup("loading the speaker model", e))?;
         let manifest = encoders.speakers.manifest().clone();
         tracing::info!(model = %encoders.describe(), "speaker model loaded");
         let diarizer = crate::diarize::LocalDiarizer::for_model(encoders.windows_manifest());
         let (batcher, batcher_thread) = crate::pipeline::spawn_batcher(encoders)
-            .map_err(|e| setup("starting the batcher")(e.to_string()))?;
+            .map_err(|e| setup("starting the batcher", e))?;
         let processor = ClipProcessor {
             batcher,
             diarizer,
@@ -136,8 +140,7 @@ impl WorkerService {
         service.alerter = alerter;
         if let Some(config) = settings.assemblyai() {
             tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");
-            let transcriber =
-                AssemblyAi::new(config).map_err(|e| setup("AssemblyAI client")(e.to_string()))?;
+            let transcriber = AssemblyAi::new(config).map_err(|e| setup("AssemblyAI client", e))?;
             service.transcriber = Some(Arc::new(transcriber));
             service.delete_transcripts = settings.aai_delete_transcripts;
         }
@@ -312,6 +315,21 @@ impl WorkerService {
         }
     }
 
+    /// The location's profiles (from memory, the store, or enrolled now); a fresh enrollment
+    /// with issues (left-out samples, look-alike employees) is told to the alerter, once.
+    pub async fn enroll(&self, job_id: &str, location: &str) -> Result<Enrolled, ProfileError> {
+        let enrolled = self
+            .profiles
+            .get(&self.processor.batcher, location, false)
+            .await?;
+        let calibration = &enrolled.profiles.calibration;
+        if enrolled.origin == Origin::Enrolled && calibration.has_issues() {
+            let alert = enrollment_alert(job_id, location, calibration);
+            self.alerter.send(&alert).await;
+        }
+        Ok(enrolled)
+    }
+
     /// A transcript left behind by a clip given up on: deleted when AAI_DELETE_TRANSCRIPTS asks.
     async fn abandon(&self, transcript_id: Option<&str>) {
         if let (true, Some(transcriber), Some(id)) =
@@ -360,9 +378,7 @@ impl WorkerService {
                 .await
                 .map(Some)
         };
-        let profiles = self
-            .profiles
-            .get(&self.processor.batcher, &task.location_id, false);
+        let profiles = self.enroll(&task.job_id, &task.location_id);
         let (profiles, transcript) = tokio::join!(profiles, transcribe);
         if let Err(e) = &transcript
             && e.kind == HANDED_BACK
@@ -376,15 +392,7 @@ impl WorkerService {
             Ok(None) => None,
         };
         let profiles = match profiles {
-            Ok(enrolled) => {
-                if enrolled.origin == Origin::Enrolled && enrolled.profiles.calibration.has_issues()
-                {
-                    let c = &enrolled.profiles.calibration;
-                    let alert = enrollment_alert(&task.job_id, &task.location_id, c);
-                    self.alerter.send(&alert).await;
-                }
-                enrolled.profiles
-            }
+            Ok(enrolled) => enrolled.profiles,
             Err(ProfileError::Source(e)) if e.is_transient() => {
                 return Outcome::Transient(e.kind(), e.to_string(), pending);
             }

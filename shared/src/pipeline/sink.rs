@@ -210,7 +210,7 @@ impl ResultSink for FolderSink {
         results: &[ClipResult],
     ) -> Result<Vec<(JobRow, bool)>, StoreError> {
         let mut state = self.lock();
-        let mut touched: BTreeMap<String, bool> = BTreeMap::new();
+        let mut touched = std::collections::BTreeSet::new();
         for result in results {
             let kept = state
                 .jobs
@@ -227,11 +227,11 @@ impl ResultSink for FolderSink {
                 .map_err(|e| folder_error(&self.dir, &e))?;
             if let Some(job) = state.jobs.get_mut(&result.job_id) {
                 job.results.insert(result.clip_key.clone(), result.status);
-                touched.entry(result.job_id.clone()).or_default();
+                touched.insert(result.job_id.clone());
             }
         }
         let mut jobs = Vec::new();
-        for (job_id, _) in touched {
+        for job_id in touched {
             if let Some(job) = state.jobs.get_mut(&job_id) {
                 let closed = job.recount();
                 jobs.push((job.row.clone(), closed));

@@ -193,7 +193,7 @@ impl Shared {
         let Some(q) = state.queues.get_mut(queue) else {
             return;
         };
-        let Some((consumer, _)) = q.unacked.get(&tag).map(|(c, m)| (*c, m.deliveries)) else {
+        let Some(consumer) = q.unacked.get(&tag).map(|(c, _)| *c) else {
             return;
         };
         let tags: Vec<u64> = if multiple {
@@ -309,23 +309,26 @@ impl Deliveries for MemoryDeliveries {
             {
                 let mut state = self.shared.lock();
                 let held = state.held.get(&self.consumer).copied().unwrap_or(0);
-                if held < self.prefetch {
+                let next = state
+                    .queues
+                    .get_mut(&self.queue)
+                    .filter(|_| held < self.prefetch)
+                    .and_then(|q| q.ready.pop_front());
+                if let Some(mut message) = next {
                     state.next_tag += 1;
                     let tag = state.next_tag;
+                    message.deliveries += 1;
+                    let (data, envelope) = (message.data.clone(), message.envelope.clone());
                     let q = state.queues.entry(self.queue.clone()).or_default();
-                    if let Some(mut message) = q.ready.pop_front() {
-                        message.deliveries += 1;
-                        let (data, envelope) = (message.data.clone(), message.envelope.clone());
-                        q.unacked.insert(tag, (self.consumer, message));
-                        *state.held.entry(self.consumer).or_default() += 1;
-                        let acker = MemoryAck {
-                            shared: Arc::clone(&self.shared),
-                            queue: self.queue.clone(),
-                            tag,
-                            settled: AtomicBool::new(false),
-                        };
-                        return Some(Ok(Received::new(data, envelope, Box::new(acker))));
-                    }
+                    q.unacked.insert(tag, (self.consumer, message));
+                    *state.held.entry(self.consumer).or_default() += 1;
+                    let acker = MemoryAck {
+                        shared: Arc::clone(&self.shared),
+                        queue: self.queue.clone(),
+                        tag,
+                        settled: AtomicBool::new(false),
+                    };
+                    return Some(Ok(Received::new(data, envelope, Box::new(acker))));
                 }
             }
             changed.await;

@@ -223,8 +223,8 @@ pub async fn dead_letter(
 /// in-process queues are always there.
 #[async_trait]
 pub trait Connect: Send + Sync {
-    /// Connects, retrying while the queues cannot be reached; `None` only if `give_up_after`
-    /// tries all failed.
+    /// Connects, retrying while the queues cannot be reached: for ever, or `give_up_after`
+    /// tries, the last one's error.
     async fn connect(
         &self,
         name: &str,
