@@ -62,7 +62,7 @@ eval-channels: setup venv
 
 ## Throughput, stage by stage, beside the Python reference (2 threads)
 bench: setup venv
-	cargo bench -p shared --bench throughput
+	cargo bench -p app --bench throughput
 
 # Needs the local RabbitMQ and Postgres (see README): publish, reducer, scaling, memory.
 bench-distributed: setup services

@@ -33,10 +33,10 @@ def problem(where, text):
 
 
 def known_env():
-    config = (root / "shared/src/config.rs").read_text()
+    config = (root / "shared/app/src/config/mod.rs").read_text()
     block = re.search(r"const ENV_KEYS: &\[&str\] = &\[(.*?)\];", config, re.S)
     if not block:
-        problem("shared/src/config.rs", "ENV_KEYS not found")
+        problem("shared/app/src/config/mod.rs", "ENV_KEYS not found")
         return set()
     return set(re.findall(r'"([A-Z0-9_]+)"', block.group(1))) | EXTRA_ENV
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use shared::model::{EncoderOptions, SpeakerEncoder, load_encoder};
+use engine::model::{EncoderOptions, SpeakerEncoder, load_encoder};
 
 /// The checkout's root folder.
 pub fn root() -> PathBuf {
@@ -32,8 +32,8 @@ pub fn default_manifest() -> PathBuf {
 }
 
 /// The default model and its windows model on the setup step's ONNX Runtime.
-pub fn default_encoders() -> shared::model::Encoders {
-    shared::model::load_encoders(
+pub fn default_encoders() -> engine::model::Encoders {
+    engine::model::load_encoders(
         &default_manifest(),
         Some(&ort_library()),
         EncoderOptions {
@@ -46,11 +46,11 @@ pub fn default_encoders() -> shared::model::Encoders {
 }
 
 /// The default model's calibration prior, as the settings give it without overrides.
-pub fn default_prior() -> shared::matching::Prior {
-    let manifest = shared::model::Manifest::load(&default_manifest()).unwrap();
+pub fn default_prior() -> engine::matching::Prior {
+    let manifest = engine::model::Manifest::load(&default_manifest()).unwrap();
     let d = &manifest.decision;
-    shared::matching::Prior {
-        rules: shared::matching::DecisionRules {
+    engine::matching::Prior {
+        rules: engine::matching::DecisionRules {
             threshold: d.threshold,
             margin: d.margin,
         },
@@ -118,7 +118,7 @@ impl TempDir {
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    shared::matching::cosine(a, b)
+    engine::matching::cosine(a, b)
 }
 
 /// The local RabbitMQ and Postgres, with a fresh virtual host and database for one test.
@@ -556,12 +556,12 @@ pub async fn fake_assemblyai(latency: std::time::Duration, silent: bool) -> wire
 
 /// A port nothing listens on now (for a service's `--health-check-port`).
 /// Publishes `task` to `voice.clips` as the dispatcher does: its message id and readable headers.
-pub async fn publish_task(broker: &shared::queue::Broker, task: &shared::pipeline::ClipTask) {
-    let body = shared::queue::encode(task).unwrap_or_else(|e| panic!("{e}"));
-    let headers = shared::queue::task_headers(task, None);
-    let envelope = shared::queue::task_envelope(task, headers);
+pub async fn publish_task(broker: &adapters::broker::Broker, task: &pipeline::ClipTask) {
+    let body = pipeline::queue::encode(task).unwrap_or_else(|e| panic!("{e}"));
+    let headers = pipeline::queue::task_headers(task, None);
+    let envelope = pipeline::queue::task_envelope(task, headers);
     broker
-        .publish(shared::queue::Outgoing::to_queue(
+        .publish(pipeline::queue::Outgoing::to_queue(
             "voice.clips",
             &body,
             envelope,

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use shared::config::Settings;
-use shared::distributed::profiles::{ProfileError, Profiles};
-use shared::pipeline::spawn_batcher;
-use shared::source::is_uuid;
+use app::config::Settings;
+use pipeline::services::profiles::{ProfileError, Profiles};
+use pipeline::source::is_uuid;
+use pipeline::spawn_batcher;
 
 use crate::Failure;
 use crate::cli::EnrollArgs;
@@ -32,7 +32,7 @@ pub fn run(config: Option<&Path>, args: &EnrollArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let store = crate::publish::connect_store(&settings)?;
+    let store = crate::job::connect_store(&settings)?;
     let source = settings
         .clip_source()
         .map_err(|e| Failure::Usage(e.to_string()))?;
@@ -40,13 +40,13 @@ pub fn run(config: Option<&Path>, args: &EnrollArgs) -> anyhow::Result<()> {
     let model = encoders.speakers.manifest().id.clone();
     let prior = settings.prior(encoders.speakers.manifest());
     let (batcher, _thread) = spawn_batcher(encoders).context("starting the encoder")?;
-    let runtime = shared::service::runtime().context("starting the async runtime")?;
+    let runtime = app::service::runtime().context("starting the async runtime")?;
     let (enrolled, assignment) = runtime.block_on(async {
         store.migrate().await.context("preparing the database")?;
-        let profiles = Profiles::new(Arc::clone(&source), Some(store.clone()), prior);
+        let profiles = Profiles::new(Arc::clone(&source), Some(Arc::new(store.clone())), prior);
         let enrolled = match profiles.get(&batcher, &location, true).await {
             Ok(enrolled) => enrolled,
-            Err(ProfileError::NoWorkers(_)) => anyhow::bail!(
+            Err(ProfileError::NoEmployees(_)) => anyhow::bail!(
                 "location {location} has no worker with a usable voice sample under {}",
                 source.samples_place(&location)
             ),

@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use shared::config::Settings;
-use shared::diarize::LocalDiarizer;
-use shared::eval::{Dataset, EvalOptions, LocalTurns, OracleTurns, Report, TurnSource, evaluate};
+use app::config::Settings;
+use engine::diarize::LocalDiarizer;
+use engine::eval::{Dataset, EvalOptions, LocalTurns, OracleTurns, Report, TurnSource, evaluate};
 
 use crate::Failure;
 use crate::cli::EvalArgs;

@@ -6,14 +6,14 @@ use std::time::Duration;
 use crate::cli::HealthArgs;
 
 pub fn run(args: &HealthArgs) -> anyhow::Result<()> {
-    let runtime = shared::service::runtime()?;
+    let runtime = app::service::runtime()?;
     let outcome = runtime.block_on(async {
-        let client = shared::http::client(Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+        let client = ops::http::client(Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
         let response = client
             .get(&args.url)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", args.url, shared::http::without_url(&e)))?;
+            .map_err(|e| anyhow::anyhow!("{}: {}", args.url, ops::http::without_url(&e)))?;
         let status = response.status();
         let body: serde_json::Value = response
             .json()

@@ -6,6 +6,7 @@ mod cli;
 mod enroll;
 mod eval;
 mod health;
+mod job;
 mod progress;
 mod publish;
 mod report;
@@ -18,20 +19,11 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// A failure with the exit code it deserves; everything else is exit 1.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Validation(String),
-    #[error("{0}")]
-    TimedOut(String),
-}
+pub use app::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    shared::telemetry::init_logging(cli.verbose);
+    app::telemetry::init_logging(cli.verbose);
     let result = match cli.command {
         Command::Validate(args) => validate::run(cli.config.as_deref(), &args),
         Command::Health(args) => health::run(&args),
@@ -40,17 +32,5 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(cli.config.as_deref(), &args),
         Command::Run(args) => run::run(cli.config.as_deref(), &args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            let code = match error.downcast_ref::<Failure>() {
-                Some(Failure::Usage(_)) => 2,
-                Some(Failure::Validation(_)) => 3,
-                Some(Failure::TimedOut(_)) => 124,
-                None => 1,
-            };
-            eprintln!("error: {error:#}");
-            ExitCode::from(code)
-        }
-    }
+    app::exit(result.map_err(Failure::from_error))
 }

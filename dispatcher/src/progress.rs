@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::store::JobRow;
+use pipeline::JobRow;
 
 pub struct Progress {
     bar: Option<ProgressBar>,

@@ -4,21 +4,24 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use adapters::broker::BrokerConfig;
+use adapters::store::Store;
 use anyhow::Context;
-use shared::config::{Secret, Settings};
-use shared::distributed::Shutdown;
-use shared::distributed::dispatch::{plan, publish_job, wait_for_job};
-use shared::distributed::profiles::{ProfileError, Profiles};
-use shared::model::Manifest;
-use shared::pipeline::ClipTask;
-use shared::queue::BrokerConfig;
-use shared::source::{ClipSource, DateRange, new_job_id};
-use shared::store::{JobRow, Store};
+use app::config::Settings;
+use engine::model::Manifest;
+use pipeline::ClipTask;
+use pipeline::JobRow;
+use pipeline::services::Shutdown;
+use pipeline::services::dispatch::{plan, publish_job, wait_for_job};
+use pipeline::services::profiles::{ProfileError, Profiles};
+use pipeline::source::{ClipSource, DateRange, new_job_id};
 
 use crate::Failure;
 use crate::cli::RunArgs;
+use crate::job::{
+    Operations, check_success_rate, connect_store, print_dry_run, print_outcomes, timeout,
+};
 use crate::progress::Progress;
-use crate::run::{Operations, check_success_rate, print_dry_run, print_outcomes, timeout};
 
 pub fn run(
     settings: &Settings,
@@ -107,33 +110,6 @@ pub fn run(
     })
 }
 
-/// DATABASE_URL, which distributed mode requires (exit 2 without it).
-pub fn database_url(settings: &Settings) -> anyhow::Result<&Secret> {
-    let Some(database_url) = &settings.database_url else {
-        let hint = if settings.supabase_url.is_some() {
-            " (SUPABASE_URL is the REST endpoint; the Postgres connection string is in \
-             Supabase's Project settings → Database)"
-        } else {
-            ""
-        };
-        return Err(Failure::Usage(format!(
-            "AMQP_URL is set, so DATABASE_URL is needed too: jobs, results and voice profiles \
-             live in Postgres{hint}"
-        ))
-        .into());
-    };
-    Ok(database_url)
-}
-
-/// The store of distributed mode.
-pub fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
-    Store::connect(
-        database_url(settings)?,
-        settings.database_ca_cert.as_deref(),
-    )
-    .map_err(|e| Failure::Usage(e.to_string()).into())
-}
-
 /// Exit 1, nothing published, when the location has no worker with a voice sample.
 async fn check_workers(
     settings: &Settings,
@@ -144,7 +120,7 @@ async fn check_workers(
     let manifest = Manifest::load(&settings.model_path()).context("reading the model manifest")?;
     let profiles = Profiles::new(
         Arc::clone(source),
-        Some(store.clone()),
+        Some(Arc::new(store.clone())),
         settings.prior(&manifest),
     );
     let assignment = match profiles.assignment(location).await {

@@ -1,12 +1,12 @@
 //! `dispatcher report <JOB_ID | --out DIR> --html FILE`: the job's results as one
-//! self-contained HTML page (see `shared::report`), from Postgres or a standalone output folder.
+//! self-contained HTML page (see `adapters::report`), from Postgres or a standalone output folder.
 
 use std::path::Path;
 
+use adapters::report::{JobResults, ReportClip, ReportJob, render};
 use anyhow::Context;
-use shared::config::Settings;
-use shared::model::Manifest;
-use shared::report::{JobResults, ReportClip, ReportJob, render};
+use app::config::Settings;
+use engine::model::Manifest;
 
 use crate::Failure;
 use crate::cli::ReportArgs;
@@ -41,9 +41,9 @@ fn from_store(settings: &Settings, job_id: &str) -> anyhow::Result<JobResults> {
         )
         .into());
     };
-    let store = shared::store::Store::connect(url, settings.database_ca_cert.as_deref())
+    let store = adapters::store::Store::connect(url, settings.database_ca_cert.as_deref())
         .map_err(|e| Failure::Usage(e.to_string()))?;
-    let runtime = shared::service::runtime().context("starting the async runtime")?;
+    let runtime = app::service::runtime().context("starting the async runtime")?;
     match runtime.block_on(store.job_report(job_id))? {
         Some(report) => Ok(report),
         None => anyhow::bail!("job {job_id} is not in voice_jobs"),

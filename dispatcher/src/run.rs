@@ -6,22 +6,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use adapters::local::{FolderSink, Summary};
 use anyhow::Context;
-use shared::config::Settings;
-use shared::distributed::Shutdown;
-use shared::distributed::dispatch::plan;
-use shared::distributed::in_process::{InProcess, JobEnd};
-use shared::distributed::reducer::ReducerService;
-use shared::distributed::worker::WorkerService;
-use shared::ops::health::database_check;
-use shared::ops::{Alert, Alerter, Health, Level, metrics};
-use shared::pipeline::{ClipTask, FolderSink, ResultSink, Summary};
-use shared::queue::MemoryBroker;
-use shared::source::{DateRange, is_uuid, new_job_id};
-use shared::store::{JobRow, Store};
+use app::config::Settings;
+use pipeline::ResultSink;
+use pipeline::queue::MemoryBroker;
+use pipeline::services::Shutdown;
+use pipeline::services::dispatch::plan;
+use pipeline::services::in_process::{InProcess, JobEnd};
+use pipeline::services::reducer::ReducerService;
+use pipeline::source::{DateRange, is_uuid, new_job_id};
 
 use crate::Failure;
 use crate::cli::RunArgs;
+use crate::job::{Operations, check_success_rate, print_dry_run, print_outcomes, timeout};
 use crate::progress::Progress;
 
 pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
@@ -44,7 +42,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     let location = args.location_id.to_ascii_lowercase();
     if settings.amqp_url.is_some() {
         // A missing DATABASE_URL is a usage error (exit 2), told before the checks fail on it.
-        crate::publish::database_url(&settings)?;
+        crate::job::database_url(&settings)?;
     }
     if !args.skip_validation && !args.dry_run {
         crate::validate::before_run(&settings)?;
@@ -64,7 +62,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         .clip_source()
         .map_err(|e| Failure::Usage(e.to_string()))?;
     let store = match &settings.database_url {
-        Some(_) => Some(crate::publish::connect_store(&settings)?),
+        Some(_) => Some(crate::job::connect_store(&settings)?),
         None => None,
     };
     let out_dir = args
@@ -113,7 +111,7 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
         ops.job_started(&job_id, &location, &dates.to_string())
             .await;
         let queues = MemoryBroker::new();
-        let (mut worker, _batcher) = WorkerService::from_settings(
+        let (mut worker, _batcher) = app::wiring::worker_service(
             &settings,
             Arc::new(queues.clone()),
             Arc::clone(&source),
@@ -179,143 +177,6 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
             JobEnd::Stopped => anyhow::bail!("stopped before job {job_id} finished"),
         }
     })
-}
-
-/// A completed job with too few of its clips processed is a failed run (exit 1).
-pub fn check_success_rate(job: &JobRow, settings: &Settings) -> anyhow::Result<()> {
-    if job.success_rate() < settings.min_success_rate {
-        anyhow::bail!(
-            "job {}: {:.0} % of the clips were processed, under MIN_SUCCESS_RATE {:.0} %",
-            job.job_id,
-            100.0 * job.success_rate(),
-            100.0 * settings.min_success_rate
-        );
-    }
-    Ok(())
-}
-
-/// `--timeout`, else MAX_JOB_DURATION.
-pub fn timeout(settings: &Settings, args: &RunArgs) -> Duration {
-    args.timeout
-        .unwrap_or(Duration::from_secs(settings.max_job_duration))
-}
-
-/// What a run does besides its work: the health endpoints (`--enable-health-check`), the job
-/// metrics, and alerts. Holds the runtime they need while the run lasts.
-pub struct Operations {
-    runtime: tokio::runtime::Runtime,
-    alerter: Alerter,
-    notify_start: bool,
-    _stop: tokio::sync::watch::Sender<bool>,
-}
-
-impl Operations {
-    pub fn start(
-        settings: &Settings,
-        args: &RunArgs,
-        store: Option<Store>,
-    ) -> anyhow::Result<Self> {
-        let runtime = shared::service::runtime().context("starting the async runtime")?;
-        let alerter = settings
-            .alerter("dispatcher")
-            .map_err(|e| Failure::Usage(e.to_string()))?;
-        let (stop, shutdown) = Shutdown::manual();
-        if args.enable_health_check {
-            let mut health = Health::new("dispatcher", settings.limits());
-            if let Some(store) = &store {
-                health = health.check("database", database_check(store));
-            }
-            runtime.block_on(shared::service::operate(
-                health,
-                args.health_check_port,
-                alerter.clone(),
-                settings,
-                shutdown,
-            ));
-        }
-        Ok(Self {
-            runtime,
-            alerter,
-            notify_start: settings.notify_job_start,
-            _stop: stop,
-        })
-    }
-
-    pub async fn job_started(&self, job_id: &str, location: &str, dates: &str) {
-        metrics().jobs_started.inc();
-        if self.notify_start {
-            self.send(Alert {
-                event: "job_started",
-                level: Level::Info,
-                title: format!("voice diarization: job {job_id} started"),
-                text: format!("location {location}, {dates}"),
-                fields: vec![
-                    ("job".into(), job_id.into()),
-                    ("location".into(), location.into()),
-                    ("dates".into(), dates.into()),
-                ],
-            })
-            .await;
-        }
-    }
-
-    pub async fn job_failed(&self, job_id: &str, reason: &str, text: &str) {
-        metrics().jobs_failed.with_label_values(&[reason]).inc();
-        self.send(Alert {
-            event: if reason == "timed_out" {
-                "job_timed_out"
-            } else {
-                "job_failed"
-            },
-            level: Level::Critical,
-            title: format!("voice diarization: job {job_id} failed"),
-            text: text.to_string(),
-            fields: vec![
-                ("job".into(), job_id.into()),
-                ("reason".into(), reason.into()),
-            ],
-        })
-        .await;
-    }
-
-    pub fn alerter(&self) -> Alerter {
-        self.alerter.clone()
-    }
-
-    pub async fn send(&self, alert: Alert) {
-        self.alerter.send(&alert).await;
-    }
-
-    pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
-        self.runtime.block_on(work)
-    }
-}
-
-/// What `--dry-run` shows: clip, transaction, size; then what was left alone.
-pub fn print_dry_run(tasks: &[ClipTask], skipped: usize, nothing: &str) {
-    println!("{:<56} {:<38} {:>10}", "clip", "transaction", "bytes");
-    for t in tasks {
-        println!(
-            "{:<56} {:<38} {:>10}",
-            t.clip.name,
-            t.clip.transaction_id.as_deref().unwrap_or("-"),
-            t.clip.size
-        );
-    }
-    println!(
-        "{} clip(s) would be processed, {skipped} already done (--force redoes them); nothing was {nothing}",
-        tasks.len()
-    );
-}
-
-/// Clips per outcome: matched, no match, no speech, failed.
-pub fn print_outcomes<N: std::fmt::Display>(counts: [N; 4]) {
-    for (label, n) in ["matched", "no match", "no speech", "failed"]
-        .iter()
-        .zip(counts)
-    {
-        println!("  {label:<14} {n:>6}");
-    }
 }
 
 /// The job a summary is about, and where its results are.

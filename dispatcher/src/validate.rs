@@ -6,13 +6,13 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
+use adapters::assemblyai::AssemblyAi;
+use adapters::broker::Broker;
+use adapters::store::Store;
+use app::config::{Settings, SourceKind};
+use engine::model::Manifest;
+use engine::system;
 use serde::Serialize;
-use shared::config::Settings;
-use shared::model::Manifest;
-use shared::ops::system;
-use shared::queue::Broker;
-use shared::store::Store;
-use shared::transcribe::AssemblyAi;
 
 use crate::Failure;
 use crate::cli::ValidateArgs;
@@ -167,7 +167,7 @@ pub fn checks(settings: &Settings) -> anyhow::Result<Vec<Check>> {
         ),
         None => Check::skip("gpu", "none: the model runs on the CPU"),
     });
-    let runtime = shared::service::runtime()?;
+    let runtime = app::service::runtime()?;
     runtime.block_on(async {
         checks.push(source_check(settings).await);
         checks.push(database_check(settings).await);
@@ -197,7 +197,7 @@ async fn source_check(settings: &Settings) -> Check {
         Ok(source) => source,
         Err(e) => return Check::fail("source", e.to_string(), fix_drive),
     };
-    let local = settings.voice_source == "local";
+    let local = settings.voice_source == SourceKind::Local;
     match within(source.check()).await {
         Some(Ok(())) if local => Check::pass(
             "source",

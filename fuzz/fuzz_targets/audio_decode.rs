@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::audio::decode_bytes;
+use engine::audio::decode_bytes;
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the extension hint (none, or one of the supported ones), as a clip's

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::pipeline::{ClipResult, ClipTask};
-use shared::queue::{decode, encode};
+use pipeline::{ClipResult, ClipTask};
+use pipeline::queue::{decode, encode};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(task) = decode::<ClipTask>(data) {

@@ -19,18 +19,20 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use adapters::broker::Broker;
+use adapters::store::Store;
+use engine::matching::ClipStatus;
+use engine::turns::Turn;
 use it::{Child, DEMO_LOCATION, Services, TempDir, demo_copies, root};
-use shared::config::Secret;
-use shared::distributed::Shutdown;
-use shared::distributed::dispatch::{Plan, publish_job};
-use shared::distributed::reducer::ReducerService;
-use shared::matching::ClipStatus;
-use shared::pipeline::{ClipResult, ClipTask, SpeakerResult, Timings};
-use shared::queue::topology::RESULTS;
-use shared::queue::{Broker, Envelope, Outgoing, encode, result_headers};
-use shared::source::{ClipRef, DateRange};
-use shared::store::{NewJob, Store};
-use shared::turns::Turn;
+use ops::Secret;
+use pipeline::NewJob;
+use pipeline::queue::topology::RESULTS;
+use pipeline::queue::{Envelope, Outgoing, encode, result_headers};
+use pipeline::services::Shutdown;
+use pipeline::services::dispatch::{Plan, publish_job};
+use pipeline::services::reducer::ReducerService;
+use pipeline::source::{ClipRef, DateRange};
+use pipeline::{ClipResult, ClipTask, SpeakerResult, Timings};
 
 const DATE: &str = "2025-10-06";
 const N: usize = 10_000;
@@ -69,7 +71,7 @@ fn task(job: &str, i: usize) -> ClipTask {
         location_id: DEMO_LOCATION.into(),
         clip: ClipRef {
             key: format!("{DEMO_LOCATION}/{DATE}/{name}"),
-            location: format!("/data/{DEMO_LOCATION}/clips/{DATE}/{name}"),
+            address: format!("/data/{DEMO_LOCATION}/clips/{DATE}/{name}"),
             name,
             date: DATE.into(),
             transaction_id: None,
@@ -83,7 +85,7 @@ fn task(job: &str, i: usize) -> ClipTask {
 
 async fn publish() {
     let services = Services::new("bench_publish");
-    let url = shared::queue::BrokerConfig::new(Secret::new(services.amqp_url()));
+    let url = adapters::broker::BrokerConfig::new(Secret::new(services.amqp_url()));
     let store = Store::connect(&Secret::new(services.database_url()), None).expect("store");
     store.migrate().await.expect("migrate");
     // Declare the topology once, as a running worker would have.
@@ -159,7 +161,7 @@ fn result(job: &str, i: usize) -> ClipResult {
 
 async fn reducer() {
     let services = Services::new("bench_reducer");
-    let url = shared::queue::BrokerConfig::new(Secret::new(services.amqp_url()));
+    let url = adapters::broker::BrokerConfig::new(Secret::new(services.amqp_url()));
     let store = Store::connect(&Secret::new(services.database_url()), None).expect("store");
     store.migrate().await.expect("migrate");
     let job = "bench-reducer";

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use adapters::assemblyai::{AssemblyAi, AssemblyAiConfig};
+use ops::Secret;
+use pipeline::transcript::{TranscribeError, Transcript};
 use serde_json::{Value, json};
-use shared::config::Secret;
-use shared::transcribe::{AssemblyAi, AssemblyAiConfig, TranscribeError, Transcript};
 use wiremock::matchers::{body_bytes, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

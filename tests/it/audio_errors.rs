@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use engine::audio::{AudioError, decode_file};
 use it::{TempDir, demo_location, fixture};
-use shared::audio::{AudioError, decode_file};
 
 fn wav_header(data_len: u32, channels: u16, bits: u16) -> Vec<u8> {
     let rate = 16000u32;
@@ -167,7 +167,7 @@ fn wav_with(format: u16, rate: u32, bits: u16, declared: u32, data: &[u8]) -> Ve
 
 #[test]
 fn hostile_headers_and_samples_are_contained() {
-    use shared::audio::decode_bytes;
+    use engine::audio::decode_bytes;
     // Float PCM full of NaN and infinities: decoded, as silence.
     let samples: Vec<u8> = (0..16_000)
         .flat_map(|i| {

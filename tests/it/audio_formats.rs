@@ -1,16 +1,16 @@
 //! Every supported format decodes to the same voice: duration, rate and embedding agree with the
 //! 16 kHz WAV they were encoded from.
 
+use engine::audio::decode_file;
+use engine::model::EmbedRequest;
 use it::{cosine, encoder, fixture};
-use shared::audio::decode_file;
-use shared::model::EmbedRequest;
 
 #[test]
 fn formats_decode_to_the_same_voice() {
     let reference = decode_file(&fixture("audio/voice.wav"), 16000).unwrap();
     assert_eq!(reference.samples.len(), 48000);
     let mut encoder = encoder();
-    let embed = |encoder: &mut shared::model::SpeakerEncoder, samples: &[f32]| {
+    let embed = |encoder: &mut engine::model::SpeakerEncoder, samples: &[f32]| {
         encoder
             .embed(&[EmbedRequest {
                 segments: vec![samples],

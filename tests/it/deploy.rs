@@ -58,7 +58,7 @@ fn the_validation_catches_each_kind_of_mistake() {
     }
     for file in [
         "docker-compose.yml",
-        "shared/src/config.rs",
+        "shared/app/src/config/mod.rs",
         "scripts/setup-onnxruntime.sh",
     ] {
         std::fs::create_dir_all(t.join(file).parent().unwrap()).unwrap();

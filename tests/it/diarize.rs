@@ -1,10 +1,10 @@
 //! The local diarizer on demo clips whose turns are known (demo/expected.csv).
 
+use engine::audio::decode_file;
+use engine::diarize::LocalDiarizer;
+use engine::eval::der;
+use engine::turns::parse_segments;
 use it::{demo_location, encoder, root};
-use shared::audio::decode_file;
-use shared::diarize::LocalDiarizer;
-use shared::eval::der;
-use shared::turns::parse_segments;
 
 #[test]
 fn finds_both_speakers_and_their_turns() {
@@ -39,7 +39,7 @@ fn finds_both_speakers_and_their_turns() {
 
 #[test]
 fn silence_has_no_turns() {
-    let audio = shared::audio::Audio {
+    let audio = engine::audio::Audio {
         samples: vec![0.0; 48000],
         sample_rate: 16000,
         source_rate: 16000,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use shared::queue::Broker;
+use adapters::broker::Broker;
 
 use it::{Child, DEMO_LOCATION, Services, TempDir, demo_copies};
 
@@ -58,16 +58,16 @@ impl Deployment {
     }
 
     /// Records a job of `total` clips as the dispatcher would; returns the data root's clips.
-    fn job_of_clips(&self, job: &str, total: usize) -> Vec<shared::source::ClipRef> {
+    fn job_of_clips(&self, job: &str, total: usize) -> Vec<pipeline::source::ClipRef> {
         self.services.psql(&format!(
             "INSERT INTO voice_jobs (job_id, location_id, date_from, date_to, total, skipped)
              VALUES ('{job}', '{DEMO_LOCATION}', '{DATE}', '{DATE}', {total}, 0)"
         ));
-        let source = shared::source::LocalSource::new(self.data.path());
-        let date = shared::source::CivilDate::parse(DATE).unwrap();
+        let source = adapters::local::LocalSource::new(self.data.path());
+        let date = pipeline::source::CivilDate::parse(DATE).unwrap();
         tokio::runtime::Runtime::new()
             .unwrap()
-            .block_on(shared::source::ClipSource::list_clips(
+            .block_on(pipeline::source::ClipSource::list_clips(
                 &source,
                 DEMO_LOCATION,
                 date,
@@ -507,8 +507,7 @@ fn with_broker<T>(services: &Services, f: impl AsyncFnOnce(&Broker) -> T) -> T {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let url =
-            shared::queue::BrokerConfig::new(shared::config::Secret::new(services.amqp_url()));
+        let url = adapters::broker::BrokerConfig::new(ops::Secret::new(services.amqp_url()));
         let broker = Broker::connect(&url, "it").await.unwrap();
         let out = f(&broker).await;
         broker.close().await;
@@ -520,14 +519,14 @@ fn with_broker<T>(services: &Services, f: impl AsyncFnOnce(&Broker) -> T) -> T {
 fn publish_raw(services: &Services, queue: &str, bodies: &[(Vec<u8>, u32)]) {
     with_broker(services, async |broker| {
         for (body, attempt) in bodies {
-            let mut headers = shared::queue::Headers::default();
+            let mut headers = pipeline::queue::Headers::default();
             headers.set_text("clip", "poison-test");
             headers.set_number("attempt", i64::from(*attempt));
             broker
-                .publish(shared::queue::Outgoing::to_queue(
+                .publish(pipeline::queue::Outgoing::to_queue(
                     queue,
                     body,
-                    shared::queue::Envelope::new("poison", "job-poison", headers),
+                    pipeline::queue::Envelope::new("poison", "job-poison", headers),
                 ))
                 .await
                 .unwrap();
@@ -564,7 +563,7 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
     let _reducer = d.spawn("reducer");
     wait_for_queue(&d.services, "voice.clips.dead", 0, Duration::from_secs(30));
     let clips = d.job_of_clips("job-dead", 2);
-    let task = shared::pipeline::ClipTask {
+    let task = pipeline::ClipTask {
         job_id: "job-dead".into(),
         location_id: DEMO_LOCATION.into(),
         clip: clips[0].clone(),
@@ -595,12 +594,12 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
                         .unwrap();
                     handed_back += 1;
                 }
-                None if handed_back > shared::queue::topology::DELIVERY_LIMIT => break,
+                None if handed_back > pipeline::queue::topology::DELIVERY_LIMIT => break,
                 None => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
         assert!(
-            handed_back > shared::queue::topology::DELIVERY_LIMIT,
+            handed_back > pipeline::queue::topology::DELIVERY_LIMIT,
             "{handed_back}"
         );
     });
@@ -609,7 +608,7 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
     let _worker = d.spawn("worker");
     let name = "till1_00000000-0000-4000-8000-00000000dead.wav";
     with_broker(&d.services, async |broker| {
-        let mut headers = shared::queue::Headers::default();
+        let mut headers = pipeline::queue::Headers::default();
         for (key, value) in [
             ("job", "job-dead"),
             ("location", DEMO_LOCATION),
@@ -618,13 +617,13 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
         ] {
             headers.set_text(key, value);
         }
-        let attempt = i64::from(shared::queue::topology::POISON_ATTEMPTS);
+        let attempt = i64::from(pipeline::queue::topology::POISON_ATTEMPTS);
         headers.set_number("attempt", attempt);
         broker
-            .publish(shared::queue::Outgoing::to_queue(
+            .publish(pipeline::queue::Outgoing::to_queue(
                 "voice.clips",
                 b"\x00 not a task",
-                shared::queue::Envelope::new("poison-dead", "job-dead", headers),
+                pipeline::queue::Envelope::new("poison-dead", "job-dead", headers),
             ))
             .await
             .unwrap();
@@ -652,7 +651,7 @@ fn dead_lettered_tasks_become_failed_results_and_their_job_closes() {
 /// closes. Before, the reducer retried the whole batch for ever and stored nothing more.
 #[test]
 fn a_result_the_database_refuses_is_dead_lettered_and_the_rest_stored() {
-    use shared::pipeline::ClipResult;
+    use pipeline::ClipResult;
     let mut d = Deployment::new("refused", 4);
     let _reducer = d.spawn("reducer");
     wait_for_queue(&d.services, "voice.results", 0, Duration::from_secs(30));
@@ -661,7 +660,7 @@ fn a_result_the_database_refuses_is_dead_lettered_and_the_rest_stored() {
         .iter()
         .enumerate()
         .map(|(i, clip)| {
-            let task = shared::pipeline::ClipTask {
+            let task = pipeline::ClipTask {
                 job_id: "job-refused".into(),
                 location_id: DEMO_LOCATION.into(),
                 clip: clip.clone(),
@@ -669,12 +668,12 @@ fn a_result_the_database_refuses_is_dead_lettered_and_the_rest_stored() {
                 transcript_id: None,
             };
             let mut result = ClipResult::failed(&task, "m", "x", String::new());
-            result.status = shared::matching::ClipStatus::NoMatch;
+            result.status = engine::matching::ClipStatus::NoMatch;
             (result.error, result.error_kind) = (None, None);
             if i == 2 {
                 result.transaction_id = Some("not-a-uuid".into());
             }
-            (shared::queue::encode(&result).unwrap(), 1)
+            (pipeline::queue::encode(&result).unwrap(), 1)
         })
         .collect();
     publish_raw(&d.services, "voice.results", &bodies);
@@ -783,17 +782,17 @@ fn transient_failures_wait_in_a_delay_queue_then_give_up_into_the_dlq() {
     wait_for_queue(&d.services, "voice.clips.dlq", 0, Duration::from_secs(30));
 
     let task = |attempt: u32| {
-        let source = shared::source::LocalSource::new(d.data.path());
-        let date = shared::source::CivilDate::parse(DATE).unwrap();
+        let source = adapters::local::LocalSource::new(d.data.path());
+        let date = pipeline::source::CivilDate::parse(DATE).unwrap();
         let clip = source.list_clips(DEMO_LOCATION, date).unwrap().remove(0);
-        let task = shared::pipeline::ClipTask {
+        let task = pipeline::ClipTask {
             job_id: "job-retry".into(),
             location_id: DEMO_LOCATION.into(),
             clip,
             attempt,
             transcript_id: None,
         };
-        (shared::queue::encode(&task).unwrap(), attempt)
+        (pipeline::queue::encode(&task).unwrap(), attempt)
     };
     publish_raw(&d.services, "voice.clips", &[task(1)]);
     wait_for_queue(
@@ -806,7 +805,7 @@ fn transient_failures_wait_in_a_delay_queue_then_give_up_into_the_dlq() {
     assert_eq!(delayed.len(), 1);
     assert_eq!(delayed[0].0["attempt"], "2");
     assert_eq!(delayed[0].0["last_error_kind"], "source_unavailable");
-    let next: shared::pipeline::ClipTask = shared::queue::decode(&delayed[0].1).unwrap();
+    let next: pipeline::ClipTask = pipeline::queue::decode(&delayed[0].1).unwrap();
     assert_eq!(next.attempt, 2);
 
     // The last try: the task goes to the DLQ and a `failed` result closes the clip.
@@ -816,8 +815,8 @@ fn transient_failures_wait_in_a_delay_queue_then_give_up_into_the_dlq() {
     let dead = drain_queue(&d.services, "voice.clips.dlq");
     assert_eq!(dead[0].0["dead_reason"], "retries_exhausted");
     let results = drain_queue(&d.services, "voice.results");
-    let result: shared::pipeline::ClipResult = shared::queue::decode(&results[0].1).unwrap();
-    assert_eq!(result.status, shared::matching::ClipStatus::Failed);
+    let result: pipeline::ClipResult = pipeline::queue::decode(&results[0].1).unwrap();
+    assert_eq!(result.status, engine::matching::ClipStatus::Failed);
     assert_eq!(result.error_kind.as_deref(), Some("source_unavailable"));
     assert_eq!(result.attempts, 4);
     assert_eq!(results[0].0["status"], "failed");
@@ -890,10 +889,10 @@ fn assemblyai_turns_through_the_distributed_pipeline() {
                   WHERE status <> 'failed'";
     let stored_at = d.services.psql(stamps);
     let job = d.services.psql("SELECT job_id FROM voice_jobs");
-    let source = shared::source::LocalSource::new(d.data.path());
-    let date = shared::source::CivilDate::parse(DATE).unwrap();
+    let source = adapters::local::LocalSource::new(d.data.path());
+    let date = pipeline::source::CivilDate::parse(DATE).unwrap();
     let clips = runtime
-        .block_on(shared::source::ClipSource::list_clips(
+        .block_on(pipeline::source::ClipSource::list_clips(
             &source,
             DEMO_LOCATION,
             date,
@@ -902,14 +901,14 @@ fn assemblyai_turns_through_the_distributed_pipeline() {
     let again: Vec<(Vec<u8>, u32)> = clips
         .into_iter()
         .map(|clip| {
-            let task = shared::pipeline::ClipTask {
+            let task = pipeline::ClipTask {
                 job_id: job.clone(),
                 location_id: DEMO_LOCATION.into(),
                 clip,
                 attempt: 1,
                 transcript_id: None,
             };
-            (shared::queue::encode(&task).unwrap(), 1)
+            (pipeline::queue::encode(&task).unwrap(), 1)
         })
         .collect();
     assert_eq!(again.len(), 22);

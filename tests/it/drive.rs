@@ -5,9 +5,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use adapters::drive::{DriveConfig, DriveSource};
 use it::drive_fake::{DriveEntry, FakeDrive, file, folder, param};
-use shared::config::Secret;
-use shared::source::{CivilDate, ClipSource, DriveConfig, DriveSource, SourceError};
+use ops::Secret;
+use pipeline::source::{CivilDate, ClipSource, SourceError};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -107,7 +108,7 @@ async fn a_days_clips_come_from_every_matching_folder_over_all_pages() {
     let first = &clips[0];
     assert_eq!(first.key, format!("{LOCATION}/2025-10-06/till1_{TX}.wav"));
     assert_eq!(first.transaction_id.as_deref(), Some(TX));
-    assert_eq!(first.location, "clipA0000001");
+    assert_eq!(first.address, "clipA0000001");
     assert_eq!(first.size, 1000);
     assert_eq!(
         first.version.len(),
@@ -229,14 +230,14 @@ async fn downloads_go_to_private_temporary_files_removed_after_use() {
 
     // A file that has gone since it was listed: permanent, and nothing is left behind.
     let mut gone = clips[0].clone();
-    gone.location = "deletedFile0001".into();
+    gone.address = "deletedFile0001".into();
     let e = source.fetch_clip(LOCATION, &gone).await.unwrap_err();
     assert_eq!(e.kind(), "drive_not_found");
     assert!(!e.is_transient());
     assert!(e.to_string().contains("File not found"), "{e}");
     // A message naming something that is not a Drive id is refused before any call.
     let mut forged = clips[0].clone();
-    forged.location = "../../etc/passwd".into();
+    forged.address = "../../etc/passwd".into();
     let e = source.fetch_clip(LOCATION, &forged).await.unwrap_err();
     assert!(matches!(e, SourceError::BadClip { .. }), "{e}");
     assert_eq!(temp_files(), before);
@@ -340,7 +341,7 @@ async fn same_named_clips_in_two_folders_are_both_kept() {
         keys.iter().any(|k| k.starts_with(&format!("{plain}#clip"))),
         "{keys:?}"
     );
-    let mut files: Vec<&str> = clips.iter().map(|c| c.location.as_str()).collect();
+    let mut files: Vec<&str> = clips.iter().map(|c| c.address.as_str()).collect();
     files.sort_unstable();
     assert_eq!(files, ["clipEvening01", "clipMorning01"]);
 }
@@ -800,21 +801,23 @@ fn failing_api_calls_alert_but_never_fail_liveness() {
 
     // Three clips whose files Drive no longer has: three failed calls, over the limit of 1.
     runtime.block_on(async {
-        let config = shared::queue::BrokerConfig::new(Secret::new(services.amqp_url()));
-        let broker = shared::queue::Broker::connect(&config, "it").await.unwrap();
+        let config = adapters::broker::BrokerConfig::new(Secret::new(services.amqp_url()));
+        let broker = adapters::broker::Broker::connect(&config, "it")
+            .await
+            .unwrap();
         for i in 0..3 {
             let name = format!("till1_gone{i}.wav");
-            let task = shared::pipeline::ClipTask {
+            let task = pipeline::ClipTask {
                 job_id: "job-gone".into(),
                 location_id: LOCATION.into(),
-                clip: shared::source::ClipRef {
+                clip: pipeline::source::ClipRef {
                     key: format!("{LOCATION}/2025-10-06/{name}"),
                     name,
                     date: "2025-10-06".into(),
                     transaction_id: None,
                     size: 100,
                     version: format!("gone-{i}"),
-                    location: format!("clipGone{i:05}"),
+                    address: format!("clipGone{i:05}"),
                 },
                 attempt: 1,
                 transcript_id: None,

@@ -1,9 +1,9 @@
 //! The NeMo (TitaNet) front-end equals an independent numpy computation of NeMo's features
 //! (models/titanet/make_frontend_fixture.py), through the manifest and the model-input layout.
 
+use engine::features::{MelFrontend, normalize_per_feature};
+use engine::model::{Featurizer, Manifest, Partials};
 use it::{fixture, root};
-use shared::features::{MelFrontend, normalize_per_feature};
-use shared::model::{Featurizer, Manifest, Partials};
 
 fn load() -> (Vec<f32>, usize, usize, Vec<f32>) {
     let text = std::fs::read_to_string(fixture("frontend/nemo_titanet.json")).unwrap();
@@ -87,7 +87,7 @@ fn kaldi_fbank_matches_kaldi_native_fbank() {
     for case in doc["cases"].as_array().unwrap() {
         let samples: Vec<f32> = match case["file"].as_str() {
             Some(file) => {
-                let audio = shared::audio::decode_file(&root().join(file), 16000).unwrap();
+                let audio = engine::audio::decode_file(&root().join(file), 16000).unwrap();
                 let n = case["num_samples"].as_u64().unwrap() as usize;
                 audio.samples[..n].to_vec()
             }

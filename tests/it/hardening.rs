@@ -7,9 +7,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters::broker::{Broker, BrokerConfig};
 use it::{Child, Services, TempDir, binary, free_port, ort_library, root};
-use shared::config::Secret;
-use shared::queue::{Broker, BrokerConfig};
+use ops::Secret;
 
 fn rabbitmqctl_eval(expression: &str) -> String {
     let out = Command::new("rabbitmqctl")
@@ -266,7 +266,7 @@ fn refusing_tls_server(ip: std::net::IpAddr) -> (u16, std::sync::mpsc::Receiver<
 /// default `prefer` carried on in plaintext when the server (or a middlebox) said no.
 #[tokio::test]
 async fn the_store_never_falls_back_to_plaintext_across_the_network_or_with_a_ca() {
-    use shared::store::Store;
+    use adapters::store::Store;
     const PASSWORD: &str = "pg-planted-9f3e";
     let ip = outside_address();
     let dir = TempDir::new("pg-tls");
@@ -300,14 +300,14 @@ async fn the_store_never_falls_back_to_plaintext_across_the_network_or_with_a_ca
     assert!(String::from_utf8_lossy(&first).contains("app"), "{first:?}");
 }
 
-fn clip_task(job: &str, i: usize) -> shared::pipeline::ClipTask {
+fn clip_task(job: &str, i: usize) -> pipeline::ClipTask {
     let name = format!("till1_{i:08x}-0000-4000-8000-000000000000.wav");
-    shared::pipeline::ClipTask {
+    pipeline::ClipTask {
         job_id: job.into(),
         location_id: it::DEMO_LOCATION.into(),
-        clip: shared::source::ClipRef {
+        clip: pipeline::source::ClipRef {
             key: format!("{}/2025-10-06/{name}", it::DEMO_LOCATION),
-            location: format!("/data/{name}"),
+            address: format!("/data/{name}"),
             name,
             date: "2025-10-06".into(),
             transaction_id: None,
@@ -320,9 +320,9 @@ fn clip_task(job: &str, i: usize) -> shared::pipeline::ClipTask {
 }
 
 /// A job of `planned` clips, as the dispatcher records it before publishing.
-async fn planned_job(store: &shared::store::Store, job: &str, planned: i32) {
+async fn planned_job(store: &adapters::store::Store, job: &str, planned: i32) {
     store
-        .create_job(&shared::store::NewJob {
+        .create_job(&pipeline::NewJob {
             job_id: job,
             location_id: it::DEMO_LOCATION,
             date_from: "2025-10-06",
@@ -334,7 +334,7 @@ async fn planned_job(store: &shared::store::Store, job: &str, planned: i32) {
         .unwrap();
 }
 
-async fn new_job(store: &shared::store::Store, job: &str, total: i32) {
+async fn new_job(store: &adapters::store::Store, job: &str, total: i32) {
     planned_job(store, job, total).await;
     // Published in full, as the dispatcher records it.
     store.add_published(job, total).await.unwrap();
@@ -348,8 +348,8 @@ async fn new_job(store: &shared::store::Store, job: &str, total: i32) {
 /// job stuck at `running` with one result short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_reducers_closing_one_job_at_once_count_both_results() {
-    use shared::pipeline::ClipResult;
-    use shared::store::Store;
+    use adapters::store::Store;
+    use pipeline::ClipResult;
     let services = Services::new("recount");
     let url = Secret::new(services.database_url());
     let (a, b) = (
@@ -437,9 +437,9 @@ impl Drop for Guarded {
 /// in a later batch or in the same one. A later job's result still replaces an earlier job's.
 #[tokio::test]
 async fn a_late_failed_duplicate_never_replaces_a_completed_result() {
-    use shared::matching::ClipStatus;
-    use shared::pipeline::ClipResult;
-    use shared::store::Store;
+    use adapters::store::Store;
+    use engine::matching::ClipStatus;
+    use pipeline::ClipResult;
     let services = Services::new("late_failed");
     let store = Store::connect(&Secret::new(services.database_url()), None).unwrap();
     store.migrate().await.unwrap();
@@ -476,70 +476,74 @@ async fn a_late_failed_duplicate_never_replaces_a_completed_result() {
 /// The local source, with the first voice sample of one location taking `delay` to arrive: a
 /// Drive folder on a slow link.
 struct SlowSamples {
-    inner: shared::source::LocalSource,
+    inner: adapters::local::LocalSource,
     slow_location: String,
     delay: Duration,
     delayed: std::sync::atomic::AtomicBool,
 }
 
-impl shared::source::ClipSource for SlowSamples {
+impl pipeline::source::ClipSource for SlowSamples {
     fn list_clips<'a>(
         &'a self,
         location: &'a str,
-        date: shared::source::CivilDate,
-    ) -> shared::source::BoxFuture<
+        date: pipeline::source::CivilDate,
+    ) -> pipeline::source::BoxFuture<
         'a,
-        Result<Vec<shared::source::ClipRef>, shared::source::SourceError>,
+        Result<Vec<pipeline::source::ClipRef>, pipeline::source::SourceError>,
     > {
-        shared::source::ClipSource::list_clips(&self.inner, location, date)
+        pipeline::source::ClipSource::list_clips(&self.inner, location, date)
     }
     fn list_samples<'a>(
         &'a self,
         location: &'a str,
-    ) -> shared::source::BoxFuture<
+    ) -> pipeline::source::BoxFuture<
         'a,
-        Result<Vec<shared::source::SampleFile>, shared::source::SourceError>,
+        Result<Vec<pipeline::source::SampleFile>, pipeline::source::SourceError>,
     > {
-        shared::source::ClipSource::list_samples(&self.inner, location)
+        pipeline::source::ClipSource::list_samples(&self.inner, location)
     }
     fn roster<'a>(
         &'a self,
         location: &'a str,
-    ) -> shared::source::BoxFuture<
+    ) -> pipeline::source::BoxFuture<
         'a,
-        Result<Option<Vec<shared::source::RosterEntry>>, shared::source::SourceError>,
+        Result<Option<Vec<pipeline::source::RosterEntry>>, pipeline::source::SourceError>,
     > {
-        shared::source::ClipSource::roster(&self.inner, location)
+        pipeline::source::ClipSource::roster(&self.inner, location)
     }
     fn fetch_clip<'a>(
         &'a self,
         location: &'a str,
-        clip: &'a shared::source::ClipRef,
-    ) -> shared::source::BoxFuture<'a, Result<shared::source::Fetched, shared::source::SourceError>>
-    {
-        shared::source::ClipSource::fetch_clip(&self.inner, location, clip)
+        clip: &'a pipeline::source::ClipRef,
+    ) -> pipeline::source::BoxFuture<
+        'a,
+        Result<pipeline::source::Fetched, pipeline::source::SourceError>,
+    > {
+        pipeline::source::ClipSource::fetch_clip(&self.inner, location, clip)
     }
     fn fetch_sample<'a>(
         &'a self,
-        sample: &'a shared::source::SampleFile,
-    ) -> shared::source::BoxFuture<'a, Result<shared::source::Fetched, shared::source::SourceError>>
-    {
+        sample: &'a pipeline::source::SampleFile,
+    ) -> pipeline::source::BoxFuture<
+        'a,
+        Result<pipeline::source::Fetched, pipeline::source::SourceError>,
+    > {
         Box::pin(async move {
-            if sample.location.contains(&self.slow_location)
+            if sample.address.contains(&self.slow_location)
                 && !self
                     .delayed
                     .swap(true, std::sync::atomic::Ordering::Relaxed)
             {
                 tokio::time::sleep(self.delay).await;
             }
-            shared::source::ClipSource::fetch_sample(&self.inner, sample).await
+            pipeline::source::ClipSource::fetch_sample(&self.inner, sample).await
         })
     }
     fn samples_place(&self, location: &str) -> String {
-        shared::source::ClipSource::samples_place(&self.inner, location)
+        pipeline::source::ClipSource::samples_place(&self.inner, location)
     }
-    fn check(&self) -> shared::source::BoxFuture<'_, Result<(), shared::source::SourceError>> {
-        shared::source::ClipSource::check(&self.inner)
+    fn check(&self) -> pipeline::source::BoxFuture<'_, Result<(), pipeline::source::SourceError>> {
+        pipeline::source::ClipSource::check(&self.inner)
     }
 }
 
@@ -548,7 +552,7 @@ impl shared::source::ClipSource for SlowSamples {
 /// held across any enrollment, and every clip of every location waited for the slow one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_enrollment_does_not_stall_other_locations() {
-    use shared::distributed::profiles::Profiles;
+    use pipeline::services::profiles::Profiles;
     const OTHER: &str = "0c9d2b1e-7a44-4f0a-9b5e-3d2a1c0e9f77";
     let data = TempDir::new("slow-enroll");
     for location in [it::DEMO_LOCATION, OTHER] {
@@ -561,12 +565,12 @@ async fn a_slow_enrollment_does_not_stall_other_locations() {
         .unwrap();
     }
     let source = Arc::new(SlowSamples {
-        inner: shared::source::LocalSource::new(data.path()),
+        inner: adapters::local::LocalSource::new(data.path()),
         slow_location: it::DEMO_LOCATION.into(),
         delay: Duration::from_secs(15),
         delayed: std::sync::atomic::AtomicBool::new(false),
     });
-    let (batcher, _thread) = shared::pipeline::spawn_batcher(it::default_encoders()).unwrap();
+    let (batcher, _thread) = pipeline::spawn_batcher(it::default_encoders()).unwrap();
     let profiles = Arc::new(Profiles::new(source, None, it::default_prior()));
     let (slow, slow_batcher) = (Arc::clone(&profiles), batcher.clone());
     let slow = tokio::spawn(async move { slow.get(&slow_batcher, it::DEMO_LOCATION, false).await });
@@ -586,8 +590,8 @@ async fn a_slow_enrollment_does_not_stall_other_locations() {
 /// published. Before, such a job closed saying `done` 4 of `total` 2.
 #[tokio::test]
 async fn results_of_a_chunk_the_killed_dispatcher_never_counted_are_counted() {
-    use shared::pipeline::ClipResult;
-    use shared::store::Store;
+    use adapters::store::Store;
+    use pipeline::ClipResult;
     let services = Services::new("uncounted");
     let store = Store::connect(&Secret::new(services.database_url()), None).unwrap();
     store.migrate().await.unwrap();

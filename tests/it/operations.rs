@@ -10,9 +10,9 @@ use it::{
     Child, DEMO_LOCATION, Services, TempDir, binary, demo_copies, free_port, http_get as get,
     ort_library, root,
 };
+use ops::Secret;
+use ops::{Alert, Alerter, Level, metrics};
 use serde_json::Value;
-use shared::config::Secret;
-use shared::ops::{Alert, Alerter, Level, metrics};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

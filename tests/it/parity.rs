@@ -2,9 +2,9 @@
 //! librosa + onnxruntime (models/reference/make_fixtures.py), CAM++ against kaldi-native-fbank +
 //! onnxruntime on whole utterances (models/campplus/make_fixtures.py).
 
+use engine::audio::decode_file;
+use engine::model::{EmbedRequest, SpeakerEncoder};
 use it::{cosine, encoder, root};
-use shared::audio::decode_file;
-use shared::model::{EmbedRequest, SpeakerEncoder};
 
 /// Every fixture entry's file, embedded as one request, is within cosine 0.9999 of the reference.
 fn assert_parity(fixture: &str, encoder: &mut SpeakerEncoder) {

@@ -5,12 +5,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use adapters::local::LocalSource;
+use adapters::store::Store;
 use it::{DEMO_LOCATION, Services, TempDir, binary, root};
-use shared::config::Secret;
-use shared::distributed::profiles::{Origin, ProfileError, Profiles};
-use shared::pipeline::{BatcherHandle, spawn_batcher};
-use shared::source::{LocalSource, RosterEntry};
-use shared::store::Store;
+use ops::Secret;
+use pipeline::services::profiles::{Origin, ProfileError, Profiles};
+use pipeline::source::RosterEntry;
+use pipeline::{BatcherHandle, spawn_batcher};
 
 const PASSWORD: &str = "planted-db-password-93b1";
 
@@ -157,7 +158,11 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
     let source = Arc::new(LocalSource::new(data.path()));
     let batcher = batcher();
 
-    let first = Profiles::new(source.clone(), Some(store.clone()), it::default_prior());
+    let first = Profiles::new(
+        source.clone(),
+        Some(Arc::new(store.clone())),
+        it::default_prior(),
+    );
     let enrolled = first.get(&batcher, DEMO_LOCATION, false).await.unwrap();
     assert_eq!(enrolled.origin, Origin::Enrolled);
     assert_eq!(enrolled.profiles.profiles.len(), 3);
@@ -179,7 +184,11 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
     );
 
     // Another worker process (a fresh cache) finds them in the database: no enrollment.
-    let second = Profiles::new(source.clone(), Some(store.clone()), it::default_prior());
+    let second = Profiles::new(
+        source.clone(),
+        Some(Arc::new(store.clone())),
+        it::default_prior(),
+    );
     let loaded = second.get(&batcher, DEMO_LOCATION, false).await.unwrap();
     assert_eq!(loaded.origin, Origin::Store);
     assert_eq!(
@@ -202,7 +211,11 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
     let before = services
         .psql("SELECT sample_checksums::text FROM voice_profiles WHERE worker_id LIKE 'a7d2%'");
     std::fs::copy(samples.join("Carlo/02.wav"), samples.join("Carlo/01.wav")).unwrap();
-    let third = Profiles::new(source.clone(), Some(store.clone()), it::default_prior());
+    let third = Profiles::new(
+        source.clone(),
+        Some(Arc::new(store.clone())),
+        it::default_prior(),
+    );
     assert_eq!(
         third
             .get(&batcher, DEMO_LOCATION, false)
@@ -226,7 +239,7 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
 
     // With a `workers` table, it is the roster: one without a row for the location has nobody.
     services.psql("CREATE TABLE workers (id uuid, location_id uuid, name text)");
-    let e = Profiles::new(source, Some(store), it::default_prior())
+    let e = Profiles::new(source, Some(Arc::new(store)), it::default_prior())
         .get(&batcher, DEMO_LOCATION, false)
         .await
         .err();

@@ -5,19 +5,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use adapters::local::LocalSource;
 use it::{DEMO_LOCATION, TempDir, demo_copies};
-use shared::distributed::Shutdown;
-use shared::distributed::worker::WorkerService;
-use shared::pipeline::{ClipProcessor, ClipResult, ClipTask, spawn_batcher};
-use shared::queue::topology::{CLIPS, DEAD_CLIPS, DELIVERY_LIMIT, POISON_ATTEMPTS, RESULTS};
-use shared::queue::{
+use pipeline::queue::topology::{CLIPS, DEAD_CLIPS, DELIVERY_LIMIT, POISON_ATTEMPTS, RESULTS};
+use pipeline::queue::{
     Envelope, Headers, MemoryBroker, Outgoing, Transport, decode, encode, task_envelope,
     task_headers,
 };
-use shared::source::{
-    BoxFuture, CivilDate, ClipRef, ClipSource, Fetched, LocalSource, RosterEntry, SampleFile,
-    SourceError,
+use pipeline::services::Shutdown;
+use pipeline::services::worker::WorkerService;
+use pipeline::source::{
+    BoxFuture, CivilDate, ClipRef, ClipSource, Fetched, RosterEntry, SampleFile, SourceError,
 };
+use pipeline::{ClipProcessor, ClipResult, ClipTask, spawn_batcher};
 
 const DATE: &str = "2025-10-06";
 
@@ -110,7 +110,7 @@ impl Rig {
             failures: AtomicUsize::new(failures),
         });
         let encoders = it::default_encoders();
-        let diarizer = shared::diarize::LocalDiarizer::for_model(encoders.windows_manifest());
+        let diarizer = engine::diarize::LocalDiarizer::for_model(encoders.windows_manifest());
         let (batcher, _thread) = spawn_batcher(encoders).unwrap();
         let processor = ClipProcessor {
             batcher,
@@ -121,6 +121,7 @@ impl Rig {
         Arc::new(WorkerService::new(
             Arc::new(self.queues.clone()),
             source,
+            None,
             None,
             processor,
             it::default_prior(),
