@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,12 +33,6 @@ pub struct ServiceArgs {
     pub verbose: bool,
 }
 
-/// Exit code 2 with one line saying what is wrong.
-pub fn usage(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(2)
-}
-
 /// A long-running binary's life: logging, its settings, the runtime and the signal handlers,
 /// then `run` until it ends or a signal stops it.
 pub fn run_service<F>(args: &ServiceArgs, run: F) -> Result<(), Failure>
@@ -54,12 +47,6 @@ where
             let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
             run(&settings, args.health_check_port, shutdown).await
         })
-}
-
-/// Sets up logging and loads the settings; `Err` is the exit code to leave with.
-pub fn start(args: &ServiceArgs) -> Result<Settings, ExitCode> {
-    crate::telemetry::init_logging(args.verbose);
-    Settings::load(args.config.as_deref()).map_err(|e| usage(&e.to_string()))
 }
 
 /// Serves `/health`, `/ready` and `/metrics` on `port` and watches memory and API failures,
