@@ -1,6 +1,6 @@
 //! Embedding throughput on a folder of clips, stage by stage, beside the Python reference.
 //!
-//! `make bench` (or `cargo bench -p shared --bench throughput`). Environment:
+//! `make bench` (or `cargo bench -p app --bench throughput`). Environment:
 //! - `VOICE_BENCH_CLIPS`: the clips (default: the dev set beside the checkout, else the demo clips)
 //! - `VOICE_BENCH_THREADS`: threads for every stage, Rust and Python (default 2)
 //! - `VOICE_BENCH_PYTHON`: the Python that runs models/reference/bench_reference.py
