@@ -43,7 +43,7 @@ pub fn run(config: Option<&Path>, args: &EnrollArgs) -> anyhow::Result<()> {
     let runtime = app::service::runtime().context("starting the async runtime")?;
     let (enrolled, assignment) = runtime.block_on(async {
         store.migrate().await.context("preparing the database")?;
-        let profiles = Profiles::new(Arc::clone(&source), Some(Arc::new(store.clone())), prior);
+        let profiles = Profiles::new(Arc::clone(&source), Arc::new(store.clone()), prior);
         let enrolled = match profiles.get(&batcher, &location, true).await {
             Ok(enrolled) => enrolled,
             Err(ProfileError::NoEmployees(_)) => anyhow::bail!(

@@ -1,11 +1,14 @@
 //! `dispatcher eval`: enroll a labelled set, decide every clip, print accuracy and the EER.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use app::config::Settings;
-use engine::diarize::LocalDiarizer;
-use engine::eval::{Dataset, EvalOptions, LocalTurns, OracleTurns, Report, TurnSource, evaluate};
+use engine::eval::Dataset;
+use pipeline::ClipProcessor;
+use pipeline::eval::{EvalOptions, Report, evaluate};
+use pipeline::transcript::{LabelledTurns, LocalTurns, Transcriber};
 
 use crate::Failure;
 use crate::cli::EvalArgs;
@@ -18,20 +21,27 @@ pub fn run(config: Option<&Path>, args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     let dataset = Dataset::load(&args.data).map_err(|e| Failure::Usage(e.to_string()))?;
-    let mut encoders = settings.encoders().context("loading the speaker model")?;
-    let eval_options = EvalOptions {
+    let encoders = settings.encoders().context("loading the speaker model")?;
+    let options = EvalOptions {
         prior: settings.prior(encoders.speakers.manifest()),
-        min_utterance_ms: settings.voice_min_utterance_ms,
-        clips_per_round: 16,
+        // Enough clips at once to fill the batcher's batches.
+        in_flight: 8,
     };
-    let mut source: Box<dyn TurnSource> = if args.oracle_turns {
-        Box::new(OracleTurns)
+    let (batcher, _thread) = pipeline::spawn_batcher(encoders).context("starting the batcher")?;
+    let transcriber: Arc<dyn Transcriber> = if args.oracle_turns {
+        Arc::new(LabelledTurns::new(&dataset.clips))
     } else {
-        Box::new(LocalTurns(LocalDiarizer::for_model(
-            encoders.windows_manifest(),
-        )))
+        Arc::new(LocalTurns::new(batcher.clone()))
     };
-    let report = evaluate(&dataset, &mut encoders, source.as_mut(), eval_options)?;
+    let processor = Arc::new(ClipProcessor {
+        batcher,
+        min_utterance_ms: settings.voice_min_utterance_ms,
+        max_clip_bytes: settings.max_clip_bytes(),
+    });
+    let runtime = app::service::runtime().context("starting the runtime")?;
+    let report = runtime
+        .block_on(evaluate(&dataset, processor, transcriber, options))
+        .map_err(|e| anyhow::anyhow!("the speaker model failed: {e}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -8,12 +8,11 @@ use crate::cli::HealthArgs;
 pub fn run(args: &HealthArgs) -> anyhow::Result<()> {
     let runtime = app::service::runtime()?;
     let outcome = runtime.block_on(async {
-        let client = ops::http::client(Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
-        let response = client
-            .get(&args.url)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", args.url, ops::http::without_url(&e)))?;
+        let client = adapters::http::client(Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+        let response =
+            client.get(&args.url).send().await.map_err(|e| {
+                anyhow::anyhow!("{}: {}", args.url, adapters::http::without_url(&e))
+            })?;
         let status = response.status();
         let body: serde_json::Value = response
             .json()

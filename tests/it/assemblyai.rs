@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use adapters::assemblyai::{AssemblyAi, AssemblyAiConfig};
+use engine::turns::Turn;
 use ops::Secret;
 use pipeline::transcript::{TranscribeError, Transcript};
 use serde_json::{Value, json};
@@ -26,11 +27,18 @@ fn clip() -> std::path::PathBuf {
     demo_location().join("clips/2025-10-06/till1_47019585-bbbe-4230-b72c-a16f4c0e42f8.wav")
 }
 
-async fn transcribe_with(config: AssemblyAiConfig) -> Result<Transcript, TranscribeError> {
-    AssemblyAi::new(config).unwrap().transcribe(&clip()).await
+/// The clip's transcript and its speaker turns.
+async fn transcribe_with(
+    config: AssemblyAiConfig,
+) -> Result<(Transcript, Vec<Turn>), TranscribeError> {
+    let heard = AssemblyAi::new(config).unwrap().transcribe(&clip()).await?;
+    Ok((
+        heard.transcript.expect("a service keeps its transcript"),
+        heard.turns,
+    ))
 }
 
-async fn transcribe(server: &MockServer) -> Result<Transcript, TranscribeError> {
+async fn transcribe(server: &MockServer) -> Result<(Transcript, Vec<Turn>), TranscribeError> {
     transcribe_with(config(server)).await
 }
 
@@ -132,7 +140,7 @@ async fn a_clip_becomes_speaker_turns_with_its_text() {
     )
     .await;
 
-    let transcript = transcribe(&server).await.unwrap();
+    let (transcript, turns) = transcribe(&server).await.unwrap();
     assert_eq!(transcript.id, "tr-1");
     assert_eq!(
         transcript.text,
@@ -144,8 +152,7 @@ async fn a_clip_becomes_speaker_turns_with_its_text() {
         transcript.utterances[1].text,
         "Morning, two coffees please."
     );
-    let turns: Vec<(f64, f64, &str)> = transcript
-        .turns
+    let turns: Vec<(f64, f64, &str)> = turns
         .iter()
         .map(|t| (t.start_s, t.end_s, t.speaker.as_str()))
         .collect();
@@ -183,7 +190,7 @@ async fn rate_limits_are_waited_out_as_asked() {
     )
     .await;
     let started = Instant::now();
-    let transcript = transcribe(&server).await.unwrap();
+    let (transcript, _) = transcribe(&server).await.unwrap();
     assert_eq!(transcript.id, "tr-2");
     assert!(
         started.elapsed() >= Duration::from_secs(1),
@@ -209,8 +216,8 @@ async fn a_server_error_is_retried_then_succeeds() {
         None,
     )
     .await;
-    let transcript = transcribe(&server).await.unwrap();
-    assert_eq!(transcript.turns.len(), 2);
+    let (_, turns) = transcribe(&server).await.unwrap();
+    assert_eq!(turns.len(), 2);
 }
 
 #[tokio::test]
@@ -372,7 +379,7 @@ async fn a_retry_resumes_the_transcript_instead_of_uploading_again() {
         .with_priority(1)
         .mount(&server)
         .await;
-    let transcript = client.resume("tr-7").await.unwrap();
+    let transcript = client.resume("tr-7").await.unwrap().transcript.unwrap();
     assert_eq!(transcript.id, "tr-7");
     assert_eq!(transcript.utterances.len(), 2);
     let requests = server.received_requests().await.unwrap();

@@ -571,7 +571,11 @@ async fn a_slow_enrollment_does_not_stall_other_locations() {
         delayed: std::sync::atomic::AtomicBool::new(false),
     });
     let (batcher, _thread) = pipeline::spawn_batcher(it::default_encoders()).unwrap();
-    let profiles = Arc::new(Profiles::new(source, None, it::default_prior()));
+    let profiles = Arc::new(Profiles::new(
+        source,
+        Arc::new(pipeline::profile_store::MemoryProfileStore::default()),
+        it::default_prior(),
+    ));
     let (slow, slow_batcher) = (Arc::clone(&profiles), batcher.clone());
     let slow = tokio::spawn(async move { slow.get(&slow_batcher, it::DEMO_LOCATION, false).await });
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -11,7 +11,7 @@ use it::{
     ort_library, root,
 };
 use ops::Secret;
-use ops::{Alert, Alerter, Level, metrics};
+use ops::{Alert, Level, metrics};
 use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -223,7 +223,7 @@ async fn alerts_reach_slack_discord_and_a_webhook_in_their_formats() {
             .await;
     }
     let url = |p: &str| Secret::new(format!("{}{p}", server.uri()));
-    let alerter = Alerter::new(
+    let alerter = adapters::webhooks::alerter(
         "test",
         Some(&url("/slack")),
         Some(&url("/discord")),
@@ -274,7 +274,8 @@ async fn alerts_reach_slack_discord_and_a_webhook_in_their_formats() {
         .alerts
         .with_label_values(&["webhook", "failed"])
         .get();
-    let alerter = Alerter::new("test", None, None, Some(&Secret::new(failing.uri()))).unwrap();
+    let alerter =
+        adapters::webhooks::alerter("test", None, None, Some(&Secret::new(failing.uri()))).unwrap();
     alerter
         .send(&Alert {
             event: "memory",

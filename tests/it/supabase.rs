@@ -9,6 +9,7 @@ use adapters::local::LocalSource;
 use adapters::store::Store;
 use it::{DEMO_LOCATION, Services, TempDir, binary, root};
 use ops::Secret;
+use pipeline::profile_store::ProfileStore;
 use pipeline::services::profiles::{Origin, ProfileError, Profiles};
 use pipeline::source::RosterEntry;
 use pipeline::{BatcherHandle, spawn_batcher};
@@ -148,48 +149,34 @@ fn demo_samples(root: &Path) {
     std::fs::copy(from.join("workers.csv"), to.join("workers.csv")).unwrap();
 }
 
-#[tokio::test]
-async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
-    let services = Services::new("profiles");
-    let data = TempDir::new("profiles");
-    demo_samples(data.path());
-    let store = Store::connect(&Secret::new(services.database_url()), None).unwrap();
-    store.migrate().await.unwrap();
-    let source = Arc::new(LocalSource::new(data.path()));
+/// What any profile store gives `Profiles`: enrolled once, then from memory; a fresh
+/// `Profiles` (another worker) loads them with their calibration; a changed sample, or
+/// `force`, enrolls again.
+async fn enrolled_once_then_loaded(
+    store: Arc<dyn ProfileStore>,
+    data: &Path,
+    on_stored: impl Fn(),
+) {
+    let source = Arc::new(LocalSource::new(data));
     let batcher = batcher();
+    let profiles = || Profiles::new(source.clone(), Arc::clone(&store), it::default_prior());
+    let origin = |p: Profiles, force: bool| {
+        let batcher = batcher.clone();
+        async move { p.get(&batcher, DEMO_LOCATION, force).await.unwrap().origin }
+    };
 
-    let first = Profiles::new(
-        source.clone(),
-        Some(Arc::new(store.clone())),
-        it::default_prior(),
-    );
+    let first = profiles();
     let enrolled = first.get(&batcher, DEMO_LOCATION, false).await.unwrap();
     assert_eq!(enrolled.origin, Origin::Enrolled);
     assert_eq!(enrolled.profiles.profiles.len(), 3);
-    let rows = services.psql(
-        "SELECT string_agg(worker_id || ':' || jsonb_array_length(sample_checksums), ',' ORDER BY worker_id)
-         FROM voice_profiles",
-    );
-    assert_eq!(
-        rows,
-        "3c0e1b8a-5d7f-4a2e-9b61-0f4d8c2a7e15:4,a7d2e9f4-1b3c-4e8a-8f5d-6c9b0e2a4d71:4,e5b8c1d4-9a2f-4c7e-b3d6-8e1f0a5c2b97:4"
-    );
-    assert_eq!(
-        first
-            .get(&batcher, DEMO_LOCATION, false)
-            .await
-            .unwrap()
-            .origin,
-        Origin::Memory
-    );
+    on_stored();
+    assert_eq!(origin(first, false).await, Origin::Memory);
 
-    // Another worker process (a fresh cache) finds them in the database: no enrollment.
-    let second = Profiles::new(
-        source.clone(),
-        Some(Arc::new(store.clone())),
-        it::default_prior(),
-    );
-    let loaded = second.get(&batcher, DEMO_LOCATION, false).await.unwrap();
+    // Another worker (a fresh cache) finds them in the store: no enrollment.
+    let loaded = profiles()
+        .get(&batcher, DEMO_LOCATION, false)
+        .await
+        .unwrap();
     assert_eq!(loaded.origin, Origin::Store);
     assert_eq!(
         loaded.profiles.calibration, enrolled.profiles.calibration,
@@ -206,44 +193,60 @@ async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
         assert_eq!(a.weak_profile, b.weak_profile);
     }
 
-    // One of Carlo's samples is replaced: enrolled again, and the new checksums are stored.
-    let samples = data.path().join(DEMO_LOCATION).join("voice_samples");
-    let before = services
-        .psql("SELECT sample_checksums::text FROM voice_profiles WHERE worker_id LIKE 'a7d2%'");
+    // One of Carlo's samples is replaced: enrolled again.
+    let samples = data.join(DEMO_LOCATION).join("voice_samples");
     std::fs::copy(samples.join("Carlo/02.wav"), samples.join("Carlo/01.wav")).unwrap();
-    let third = Profiles::new(
-        source.clone(),
-        Some(Arc::new(store.clone())),
-        it::default_prior(),
-    );
-    assert_eq!(
-        third
-            .get(&batcher, DEMO_LOCATION, false)
-            .await
-            .unwrap()
-            .origin,
-        Origin::Enrolled
-    );
-    let after = services
-        .psql("SELECT sample_checksums::text FROM voice_profiles WHERE worker_id LIKE 'a7d2%'");
-    assert_ne!(before, after);
-    // Forced (dispatcher enroll): enrolled whatever is cached.
-    assert_eq!(
-        third
-            .get(&batcher, DEMO_LOCATION, true)
-            .await
-            .unwrap()
-            .origin,
-        Origin::Enrolled
+    assert_eq!(origin(profiles(), false).await, Origin::Enrolled);
+    assert_eq!(origin(profiles(), false).await, Origin::Store);
+    // Forced (dispatcher enroll): enrolled whatever is kept.
+    assert_eq!(origin(profiles(), true).await, Origin::Enrolled);
+}
+
+#[tokio::test]
+async fn profiles_are_stored_and_enrolled_again_only_when_the_samples_change() {
+    let services = Services::new("profiles");
+    let data = TempDir::new("profiles");
+    demo_samples(data.path());
+    let store = Store::connect(&Secret::new(services.database_url()), None).unwrap();
+    store.migrate().await.unwrap();
+    let carlo = "SELECT sample_checksums::text FROM voice_profiles WHERE worker_id LIKE 'a7d2%'";
+    let before = std::sync::Mutex::new(String::new());
+    enrolled_once_then_loaded(Arc::new(store.clone()), data.path(), || {
+        let rows = services.psql(
+            "SELECT string_agg(worker_id || ':' || jsonb_array_length(sample_checksums), ',' ORDER BY worker_id)
+             FROM voice_profiles",
+        );
+        assert_eq!(
+            rows,
+            "3c0e1b8a-5d7f-4a2e-9b61-0f4d8c2a7e15:4,a7d2e9f4-1b3c-4e8a-8f5d-6c9b0e2a4d71:4,e5b8c1d4-9a2f-4c7e-b3d6-8e1f0a5c2b97:4"
+        );
+        *before.lock().unwrap() = services.psql(carlo);
+    })
+    .await;
+    assert_ne!(
+        *before.lock().unwrap(),
+        services.psql(carlo),
+        "the new sample's checksum is stored"
     );
 
     // With a `workers` table, it is the roster: one without a row for the location has nobody.
     services.psql("CREATE TABLE workers (id uuid, location_id uuid, name text)");
-    let e = Profiles::new(source, Some(Arc::new(store)), it::default_prior())
-        .get(&batcher, DEMO_LOCATION, false)
+    let source = Arc::new(LocalSource::new(data.path()));
+    let e = Profiles::new(source, Arc::new(store), it::default_prior())
+        .get(&batcher(), DEMO_LOCATION, false)
         .await
         .err();
     assert!(matches!(e, Some(ProfileError::NoRoster(_))), "{e:?}");
+}
+
+/// Without a database, the profiles live in the process' memory store, which keeps them as
+/// Postgres does.
+#[tokio::test]
+async fn profiles_in_memory_are_kept_as_in_the_database() {
+    let data = TempDir::new("profiles-memory");
+    demo_samples(data.path());
+    let store = Arc::new(pipeline::profile_store::MemoryProfileStore::default());
+    enrolled_once_then_loaded(store, data.path(), || {}).await;
 }
 
 #[test]

@@ -110,18 +110,16 @@ impl Rig {
             failures: AtomicUsize::new(failures),
         });
         let encoders = it::default_encoders();
-        let diarizer = engine::diarize::LocalDiarizer::for_model(encoders.windows_manifest());
         let (batcher, _thread) = spawn_batcher(encoders).unwrap();
         let processor = ClipProcessor {
             batcher,
-            diarizer,
             min_utterance_ms: 1000,
             max_clip_bytes: u64::MAX,
         };
         Arc::new(WorkerService::new(
             Arc::new(self.queues.clone()),
             source,
-            None,
+            Arc::new(pipeline::profile_store::MemoryProfileStore::default()),
             None,
             processor,
             it::default_prior(),

@@ -7,11 +7,15 @@
 //! - [`local`]: a local folder of clips and samples, and an output folder for results.
 //! - [`drive`]: Google Drive v3 ([`pipeline::source::ClipSource`]).
 //! - [`assemblyai`]: AssemblyAI's speaker labels ([`pipeline::transcript::Transcriber`]).
+//! - [`webhooks`]: alerts to Slack, Discord or a generic webhook ([`ops::alerts::Notify`]).
 //! - [`report`]: the HTML report of a job.
+//! - [`http`]: what the HTTP clients share (TLS, errors without URLs, `Retry-After`).
 
 pub mod assemblyai;
 pub mod broker;
 pub mod drive;
+pub mod http;
 pub mod local;
 pub mod report;
 pub mod store;
+pub mod webhooks;

@@ -240,11 +240,9 @@ impl BenchLocation {
         };
         let out = self.root.join("out");
         let _ = std::fs::remove_dir_all(&out);
-        let diarizer = engine::diarize::LocalDiarizer::for_model(encoders.windows_manifest());
         let (batcher, _thread) = spawn_batcher(encoders).expect("batcher");
         let processor = ClipProcessor {
             batcher,
-            diarizer,
             min_utterance_ms: 1000,
             max_clip_bytes: u64::MAX,
         };
@@ -262,7 +260,7 @@ impl BenchLocation {
             let mut worker = WorkerService::new(
                 Arc::new(queues.clone()),
                 source,
-                None,
+                Arc::new(pipeline::profile_store::MemoryProfileStore::default()),
                 None,
                 processor,
                 prior,

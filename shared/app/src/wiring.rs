@@ -6,7 +6,7 @@ use std::sync::Arc;
 use adapters::assemblyai::AssemblyAi;
 use adapters::store::Store;
 use ops::Alerter;
-use pipeline::profile_store::ProfileStore;
+use pipeline::profile_store::{MemoryProfileStore, ProfileStore};
 use pipeline::queue::Connect;
 use pipeline::services::worker::WorkerService;
 use pipeline::source::ClipSource;
@@ -45,18 +45,19 @@ pub fn worker_service(
         .map_err(|e| setup("loading the speaker model", e))?;
     let manifest = encoders.speakers.manifest().clone();
     tracing::info!(model = %encoders.describe(), "speaker model loaded");
-    let diarizer = engine::diarize::LocalDiarizer::for_model(encoders.windows_manifest());
     let (batcher, batcher_thread) =
         pipeline::spawn_batcher(encoders).map_err(|e| setup("starting the batcher", e))?;
     let processor = ClipProcessor {
         batcher,
-        diarizer,
         min_utterance_ms: settings.voice_min_utterance_ms,
         max_clip_bytes: settings.max_clip_bytes(),
     };
     let prefetch = u16::try_from(settings.voice_parallel_workers).unwrap_or(u16::MAX);
     let prior = settings.prior(&manifest);
-    let profiles = store.clone().map(|s| Arc::new(s) as Arc<dyn ProfileStore>);
+    let profiles: Arc<dyn ProfileStore> = match &store {
+        Some(store) => Arc::new(store.clone()),
+        None => Arc::new(MemoryProfileStore::default()),
+    };
     let sink = store.map(|s| Arc::new(s) as Arc<dyn ResultSink>);
     let mut service =
         WorkerService::new(queues, source, profiles, sink, processor, prior, prefetch);
@@ -64,7 +65,7 @@ pub fn worker_service(
     if let Some(config) = settings.assemblyai() {
         tracing::info!(base_url = %config.base_url, "speaker turns from AssemblyAI");
         let transcriber = AssemblyAi::new(config).map_err(|e| setup("AssemblyAI client", e))?;
-        service.transcriber = Some(Arc::new(transcriber));
+        service.transcriber = Arc::new(transcriber);
         service.delete_transcripts = settings.aai_delete_transcripts;
     }
     Ok((service, batcher_thread))

@@ -1,14 +1,13 @@
-//! Operating the services (DESIGN §10): Prometheus metrics, the health endpoints, alerts to
-//! Slack, Discord or a webhook, the HTTP client settings every outbound call shares, and
+//! Operating the services (DESIGN §10): Prometheus metrics, the health endpoints, alerts (what
+//! is told, and to which channels: the webhooks themselves are `adapters::webhooks`), and
 //! secrets that never reach a log.
 
 pub mod alerts;
 pub mod health;
-pub mod http;
 mod metrics;
 mod secret;
 
-pub use alerts::{Alert, Alerter, Level, enrollment_alert};
+pub use alerts::{Alert, Alerter, Level, Notify, enrollment_alert};
 pub use health::{Health, Limits};
 pub use metrics::{Metrics, metrics};
 pub use secret::{Secret, redact_url};

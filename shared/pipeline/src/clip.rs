@@ -1,23 +1,50 @@
-//! The worker stage: one clip task in, one result out. Never fails as a whole: a bad clip is a
-//! `failed` result carrying its error kind.
+//! The worker's clip work around the turns: decode the clip, then embed each speaker's turns and
+//! decide who they are. Never fails as a whole: a bad clip is a `failed` result carrying its
+//! error kind. Where the turns come from is the [`crate::transcript::Transcriber`]'s business.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{BatcherHandle, ClipResult, ClipTask, SpeakerResult, Timings};
-use crate::transcript::Transcript;
+use crate::transcript::SpeakerTurns;
 use engine::audio::{decode_file, span_range};
-use engine::diarize::{EDGE_TRIM_S, LocalDiarizer};
 use engine::matching::{ClipStatus, ProfileSet, SpeakerInput, decide};
-use engine::turns::speakers_with_speech;
+use engine::model::Embedding;
+use engine::turns::{SpeakerSpeech, speakers_with_speech};
 
 pub struct ClipProcessor {
     pub batcher: BatcherHandle,
-    pub diarizer: LocalDiarizer,
     pub min_utterance_ms: u64,
     /// Larger clip files are `too_large` (VOICE_MAX_CLIP_MB).
     pub max_clip_bytes: u64,
+}
+
+/// A decoded clip at the model's rate. The samples are shared, not copied: the diarizer, the
+/// batcher and identification read the one copy.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub samples: Arc<Vec<f32>>,
+    pub sample_rate: u32,
+}
+
+impl Decoded {
+    pub fn duration_s(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate)
+    }
+}
+
+/// Why a clip could not be decoded: a stable kind and its message.
+#[derive(Debug, Clone)]
+pub struct Undecodable {
+    pub kind: String,
+    pub message: String,
+}
+
+/// One speaker of a clip with speech enough to identify, and its embedding.
+pub struct Speaker {
+    pub speech: SpeakerSpeech,
+    pub embedding: Embedding,
 }
 
 impl ClipResult {
@@ -99,119 +126,99 @@ impl ClipProcessor {
         })
     }
 
-    /// Decides who speaks in the clip at `path` among `voices` (the task's location's), with
-    /// the local diarizer's turns.
-    pub fn process(&self, task: &ClipTask, path: &Path, voices: &ProfileSet) -> ClipResult {
-        self.run(task, path, voices, None)
-    }
-
-    /// [`Self::process`] with the turns of a transcription service instead of the local
-    /// diarizer's; the transcript's text and utterances are kept with the result.
-    pub fn process_transcribed(
-        &self,
-        task: &ClipTask,
-        path: &Path,
-        voices: &ProfileSet,
-        transcript: Transcript,
-    ) -> ClipResult {
-        self.run(task, path, voices, Some(transcript))
-    }
-
-    fn run(
-        &self,
-        task: &ClipTask,
-        path: &Path,
-        voices: &ProfileSet,
-        transcript: Option<Transcript>,
-    ) -> ClipResult {
-        let profiles = &voices.profiles;
-        let started = Instant::now();
-        let manifest = self.batcher.manifest();
-        let mut result = ClipResult::pending(task, &manifest.id);
-        let ms = |t: Instant| t.elapsed().as_millis() as u64;
-
-        let t = Instant::now();
+    /// The clip at `path` as the model hears it, unless it is over the size limit (by its
+    /// size on disk) or not audio we can read.
+    pub fn decode(&self, path: &Path) -> Result<Decoded, Undecodable> {
         if let Some(too_large) = self.too_large(std::fs::metadata(path).map_or(0, |m| m.len())) {
-            result.error_kind = Some("too_large".into());
-            result.error = Some(too_large);
-            result.timings_ms.total = ms(started);
-            return result;
+            return Err(Undecodable {
+                kind: "too_large".into(),
+                message: too_large,
+            });
         }
-        let mut audio = match decode_file(path, manifest.sample_rate) {
-            Ok(audio) => audio,
-            Err(e) => {
-                result.error_kind = Some(e.kind.code().to_string());
-                result.error = Some(e.kind.to_string());
-                result.timings_ms.total = ms(started);
-                return result;
-            }
-        };
-        result.timings_ms.decode = ms(t);
-        result.audio_s = audio.duration_s();
+        let audio =
+            decode_file(path, self.batcher.manifest().sample_rate).map_err(|e| Undecodable {
+                kind: e.kind.code().to_string(),
+                message: e.kind.to_string(),
+            })?;
+        Ok(Decoded {
+            sample_rate: audio.sample_rate,
+            samples: Arc::new(audio.samples),
+        })
+    }
 
-        let t = Instant::now();
-        // From here the batcher reads the samples in place: the clip is held once.
-        let (turns, edge_trim_s, samples) = match transcript {
-            Some(mut transcript) => {
-                let turns = std::mem::take(&mut transcript.turns);
-                result.transcript = Some(transcript);
-                let samples = Arc::new(std::mem::take(&mut audio.samples));
-                (turns, crate::transcript::EDGE_TRIM_S, samples)
-            }
-            None => {
-                let plan = self.diarizer.plan(&audio);
-                let samples = Arc::new(std::mem::take(&mut audio.samples));
-                let windows = plan.windows.iter().map(|&w| vec![w]).collect();
-                let embeddings = match self.batcher.embed_windows(&samples, windows) {
-                    Ok(embeddings) => embeddings,
-                    Err(e) => return self.fail(result, "model", e, started),
-                };
-                let embeddings: Vec<Vec<f32>> = embeddings
-                    .into_iter()
-                    .map(Option::unwrap_or_default)
-                    .collect();
-                (
-                    self.diarizer.finish(&plan, &embeddings),
-                    EDGE_TRIM_S,
-                    samples,
-                )
-            }
-        };
-        let rate = audio.sample_rate;
-        result.timings_ms.diarize = ms(t);
-
-        let t = Instant::now();
-        let speakers = speakers_with_speech(&turns, self.min_utterance_ms, edge_trim_s);
+    /// The speakers of `turns` with enough speech, each embedded over the cores of its turns
+    /// (`edge_trim_s` left out at each end); a speaker the model gives no embedding is left out.
+    pub fn speakers(
+        &self,
+        audio: &Decoded,
+        turns: &[engine::turns::Turn],
+        edge_trim_s: f64,
+    ) -> Result<Vec<Speaker>, String> {
+        let speakers = speakers_with_speech(turns, self.min_utterance_ms, edge_trim_s);
+        let len = audio.samples.len();
         let requests = speakers
             .iter()
             .map(|speaker| {
                 speaker
                     .spans
                     .iter()
-                    .map(|&(start, end)| span_range(samples.len(), rate, start, end))
+                    .map(|&(start, end)| span_range(len, audio.sample_rate, start, end))
                     .collect()
             })
             .collect();
-        let embeddings = match self.batcher.embed(&samples, requests) {
-            Ok(e) => e,
-            Err(e) => return self.fail(result, "model", e, started),
+        let embeddings = self.batcher.embed(&audio.samples, requests)?;
+        Ok(speakers
+            .into_iter()
+            .zip(embeddings)
+            .filter_map(|(speech, embedding)| {
+                Some(Speaker {
+                    speech,
+                    embedding: embedding?,
+                })
+            })
+            .collect())
+    }
+
+    /// Decides who speaks in `audio` (the task's clip) among `voices` (its location's), from
+    /// `heard` (the turns, with edges trimmed by `edge_trim_s`). `timings` holds the stages
+    /// before; the transcript, if any, is kept with the result.
+    pub fn identify(
+        &self,
+        task: &ClipTask,
+        audio: &Decoded,
+        heard: SpeakerTurns,
+        edge_trim_s: f64,
+        voices: &ProfileSet,
+        timings: Timings,
+    ) -> ClipResult {
+        let profiles = &voices.profiles;
+        let started = Instant::now();
+        let mut result = ClipResult::pending(task, &self.batcher.manifest().id);
+        result.timings_ms = timings;
+        result.audio_s = audio.duration_s();
+        result.transcript = heard.transcript;
+        let speakers = match self.speakers(audio, &heard.turns, edge_trim_s) {
+            Ok(speakers) => speakers,
+            Err(e) => {
+                result.error_kind = Some("model".into());
+                result.error = Some(e);
+                return result;
+            }
         };
         let inputs: Vec<SpeakerInput> = speakers
-            .iter()
-            .zip(embeddings)
-            .filter_map(|(speaker, embedding)| {
-                Some(SpeakerInput {
-                    label: speaker.label.clone(),
-                    embedding: embedding?,
-                    speech_s: speaker.speech_s,
-                })
+            .into_iter()
+            .map(|s| SpeakerInput {
+                label: s.speech.label,
+                embedding: s.embedding,
+                speech_s: s.speech.speech_s,
             })
             .collect();
         let rules = voices.calibration.rules;
         result.threshold = Some(rules.threshold);
         result.required_margin = Some(rules.margin);
         let decision = decide(&inputs, profiles, &voices.calibration);
-        result.timings_ms.identify = ms(t);
+        result.timings_ms.identify = started.elapsed().as_millis() as u64;
+        result.timings_ms.total += result.timings_ms.identify;
 
         let name_of = |id: &Option<String>| {
             id.as_ref()
@@ -237,22 +244,7 @@ impl ClipProcessor {
                 unknown_reason: d.unknown_reason,
             })
             .collect();
-        result.turns = turns;
-        result.timings_ms.total = ms(started);
-        result
-    }
-
-    fn fail(
-        &self,
-        mut result: ClipResult,
-        kind: &str,
-        error: String,
-        started: Instant,
-    ) -> ClipResult {
-        result.status = ClipStatus::Failed;
-        result.error_kind = Some(kind.to_string());
-        result.error = Some(error);
-        result.timings_ms.total = started.elapsed().as_millis() as u64;
+        result.turns = heard.turns;
         result
     }
 }

@@ -108,7 +108,7 @@ impl Broker {
             url: url.redacted(),
             reason: url.scrub(&source.to_string()),
         };
-        ops::http::install_tls_provider();
+        crate::http::install_tls_provider();
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let runtime = lapin::runtime::default_runtime().map_err(connect_error)?;
         let connection =

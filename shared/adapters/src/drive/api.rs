@@ -17,8 +17,8 @@ use tokio::sync::OnceCell;
 use yup_oauth2::ServiceAccountKey;
 use yup_oauth2::authenticator::DefaultAuthenticator;
 
+use crate::http::{retry_after, without_url};
 use ops::Secret;
-use ops::http::{retry_after, without_url};
 use ops::metrics;
 use pipeline::source::SourceError;
 
@@ -150,7 +150,7 @@ impl DriveApi {
                     ),
                 )
             })?;
-        let client = ops::http::client(config.request_timeout)
+        let client = crate::http::client(config.request_timeout)
             .map_err(|e| SourceError::service("config", false, e))?;
         Ok(Self {
             config,

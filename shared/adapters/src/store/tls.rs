@@ -58,7 +58,7 @@ fn is_loopback(host: &str) -> bool {
 }
 
 pub fn connector(ca_cert: Option<&Path>) -> Result<MakeRustlsConnect, StoreError> {
-    ops::http::install_tls_provider();
+    crate::http::install_tls_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()

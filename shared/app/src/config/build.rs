@@ -8,9 +8,9 @@ use adapters::assemblyai::AssemblyAiConfig;
 use adapters::broker::BrokerConfig;
 use adapters::drive::{DriveConfig, DriveSource};
 use adapters::local::LocalSource;
+use adapters::webhooks::WebhookUrlError;
 use engine::matching::{DecisionRules, Prior};
 use engine::model::{Device, EncoderOptions, Encoders, Manifest, ModelError, load_encoders};
-use ops::alerts::WebhookUrlError;
 use ops::{Alerter, Limits, Secret};
 use pipeline::source::ClipSource;
 
@@ -80,7 +80,7 @@ impl Settings {
 
     /// The alert channels (SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL, MONITORING_WEBHOOK_URL).
     pub fn alerter(&self, service: &'static str) -> Result<Alerter, WebhookUrlError> {
-        Alerter::new(
+        adapters::webhooks::alerter(
             service,
             self.slack_webhook_url.as_ref(),
             self.discord_webhook_url.as_ref(),

@@ -49,10 +49,10 @@ pub async fn run_worker(settings: &Settings, port: u16, shutdown: Shutdown) -> R
     if settings.voice_source == SourceKind::Gdrive {
         health = health.check("google_drive", source_check(source));
     }
-    if let Some(transcriber) = &service.transcriber {
-        let probe = Arc::clone(transcriber);
+    if service.transcriber.is_remote() {
+        let probe = Arc::clone(&service.transcriber);
         health = health.check(
-            "assemblyai",
+            probe.name(),
             Box::new(move || {
                 let probe = Arc::clone(&probe);
                 Box::pin(async move { probe.check().await.is_ok() })

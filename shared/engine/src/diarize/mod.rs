@@ -122,9 +122,13 @@ impl LocalDiarizer {
 
     /// Finds speech and lays windows over it.
     pub fn plan(&self, audio: &Audio) -> WindowPlan {
+        self.plan_samples(&audio.samples, audio.sample_rate)
+    }
+
+    /// [`Self::plan`] over bare samples at `rate`.
+    pub fn plan_samples(&self, samples: &[f32], rate: u32) -> WindowPlan {
         let window_samples = self.config.window_samples;
-        let rate = audio.sample_rate;
-        let regions = speech_regions(&audio.samples, rate, &self.config.vad);
+        let regions = speech_regions(samples, rate, &self.config.vad);
         let speech: usize = regions.iter().map(|(s, e)| e - s).sum();
         let mut step = (self.config.step_s * f64::from(rate)) as usize;
         step = step.max(speech / self.config.max_windows.max(1)).max(1);
@@ -146,7 +150,7 @@ impl LocalDiarizer {
         }
         WindowPlan {
             rate,
-            n_samples: audio.samples.len(),
+            n_samples: samples.len(),
             regions,
             windows,
             region_windows,

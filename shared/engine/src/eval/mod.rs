@@ -1,14 +1,11 @@
-//! Labelled evaluation sets: enroll, decide every clip, compare with the labels.
+//! Labelled evaluation sets and their measures: the set itself, the diarization error rate and
+//! the equal error rate. The evaluation (enroll, decide, compare) is `pipeline::eval`: the same
+//! stages as the worker's.
 
 mod dataset;
 mod der;
 mod metrics;
-mod run;
 
 pub use dataset::{Dataset, DatasetError, LabelledClip};
 pub use der::{DerParts, der};
 pub use metrics::{Eer, equal_error_rate};
-pub use run::{
-    ClipOutcome, ConditionStats, EvalOptions, LocalTurns, OracleTurns, Report, SpeakerOutcome,
-    TurnSource, evaluate, identity_of,
-};

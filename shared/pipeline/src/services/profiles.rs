@@ -69,18 +69,14 @@ type Slot = Arc<tokio::sync::Mutex<Option<Known>>>;
 
 pub struct Profiles {
     source: Arc<dyn ClipSource>,
-    store: Option<Arc<dyn ProfileStore>>,
+    store: Arc<dyn ProfileStore>,
     prior: Prior,
     memo: Mutex<HashMap<String, Slot>>,
     listings: Mutex<HashMap<String, (Instant, Assignment)>>,
 }
 
 impl Profiles {
-    pub fn new(
-        source: Arc<dyn ClipSource>,
-        store: Option<Arc<dyn ProfileStore>>,
-        prior: Prior,
-    ) -> Self {
+    pub fn new(source: Arc<dyn ClipSource>, store: Arc<dyn ProfileStore>, prior: Prior) -> Self {
         Self {
             source,
             store,
@@ -109,10 +105,7 @@ impl Profiles {
 
     /// Who the location's workers are and which samples are theirs.
     pub async fn assignment(&self, location: &str) -> Result<Assignment, ProfileError> {
-        let roster = match &self.store {
-            Some(store) => store.roster(location).await?,
-            None => None,
-        };
+        let roster = self.store.roster(location).await?;
         if roster.as_ref().is_some_and(Vec::is_empty) {
             return Err(ProfileError::NoRoster(location.to_string()));
         }
@@ -161,8 +154,8 @@ impl Profiles {
             });
         }
         let model = batcher.manifest().id.clone();
+        let store = &self.store;
         if !force
-            && let Some(store) = &self.store
             && let Some((built_from, calibration)) =
                 store.load_calibration(location, &model).await?
             && built_from == fingerprint
@@ -173,7 +166,7 @@ impl Profiles {
                 tracing::info!(
                     location,
                     workers = profiles.len(),
-                    "voice profiles loaded from the database"
+                    "voice profiles loaded from the profile store"
                 );
                 let voices = Arc::new(ProfileSet {
                     profiles,
@@ -193,28 +186,26 @@ impl Profiles {
             return Err(ProfileError::NoEmployees(location.to_string()));
         }
         log_enrollment(&voices);
-        if let Some(store) = &self.store {
-            let rows: Vec<StoredProfile> = voices
-                .profiles
-                .iter()
-                .filter_map(|p| {
-                    let (_, sums) = fingerprint.iter().find(|(id, _)| *id == p.worker_id)?;
-                    Some(StoredProfile {
-                        worker_id: p.worker_id.clone(),
-                        embedding: p.embedding.clone(),
-                        speech_s: p.speech_s,
-                        weak_profile: p.weak_profile,
-                        checksums: sums.clone(),
-                    })
+        let rows: Vec<StoredProfile> = voices
+            .profiles
+            .iter()
+            .filter_map(|p| {
+                let (_, sums) = fingerprint.iter().find(|(id, _)| *id == p.worker_id)?;
+                Some(StoredProfile {
+                    worker_id: p.worker_id.clone(),
+                    embedding: p.embedding.clone(),
+                    speech_s: p.speech_s,
+                    weak_profile: p.weak_profile,
+                    checksums: sums.clone(),
                 })
-                .collect();
-            // The profiles are good either way: a store that is away only costs a later re-enrollment.
-            if let Err(e) = store
-                .save_profiles(location, &model, &rows, &fingerprint, &voices.calibration)
-                .await
-            {
-                tracing::warn!(location, error = %e, "voice profiles could not be stored");
-            }
+            })
+            .collect();
+        // The profiles are good either way: a store that is away only costs a later re-enrollment.
+        if let Err(e) = store
+            .save_profiles(location, &model, &rows, &fingerprint, &voices.calibration)
+            .await
+        {
+            tracing::warn!(location, error = %e, "voice profiles could not be stored");
         }
         let voices = Arc::new(voices);
         *memo = Some((fingerprint, Arc::clone(&voices)));

@@ -11,13 +11,18 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, RequestBuilder, Response, StatusCode};
-use serde::{Deserialize, Serialize};
+mod wire;
 
-use engine::turns::Turn;
+use reqwest::{Client, RequestBuilder};
+use serde::de::DeserializeOwned;
+
 use ops::Secret;
 use ops::metrics;
-use pipeline::transcript::{Submitted, TranscribeError, Transcriber, Transcript, Utterance};
+use pipeline::Decoded;
+use pipeline::transcript::{SpeakerTurns, Submitted, TranscribeError, Transcriber};
+use wire::{
+    SpeakerOptions, TranscriptRequest, TranscriptResponse, UploadResponse, classify, into_turns,
+};
 
 #[derive(Clone)]
 pub struct AssemblyAiConfig {
@@ -61,56 +66,9 @@ pub struct AssemblyAi {
     checked: tokio::sync::Mutex<Option<(Instant, Result<(), TranscribeError>)>>,
 }
 
-#[derive(Serialize)]
-struct TranscriptRequest<'a> {
-    audio_url: &'a str,
-    speech_models: &'a [String],
-    speaker_labels: bool,
-    speaker_options: SpeakerOptions,
-}
-
-#[derive(Serialize)]
-struct SpeakerOptions {
-    min_speakers_expected: u32,
-    max_speakers_expected: u32,
-}
-
-#[derive(Deserialize)]
-struct UploadResponse {
-    upload_url: String,
-}
-
-#[derive(Deserialize)]
-struct TranscriptResponse {
-    id: String,
-    status: String,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    utterances: Option<Vec<ApiUtterance>>,
-}
-
-#[derive(Deserialize)]
-struct ApiUtterance {
-    speaker: String,
-    start: u64,
-    end: u64,
-    #[serde(default)]
-    text: String,
-    #[serde(default)]
-    confidence: f32,
-}
-
-#[derive(Deserialize)]
-struct ApiError {
-    error: String,
-}
-
 impl AssemblyAi {
     pub fn new(config: AssemblyAiConfig) -> Result<Self, TranscribeError> {
-        let client = ops::http::client(config.request_timeout)
+        let client = crate::http::client(config.request_timeout)
             .map_err(|e| TranscribeError::permanent("config", e))?;
         Ok(Self {
             config,
@@ -119,8 +77,8 @@ impl AssemblyAi {
         })
     }
 
-    /// The transcript of the audio file at `path`, with its speaker turns.
-    pub async fn transcribe(&self, path: &Path) -> Result<Transcript, TranscribeError> {
+    /// The speaker turns of the audio file at `path`, with its transcript.
+    pub async fn transcribe(&self, path: &Path) -> Result<SpeakerTurns, TranscribeError> {
         let submitted = self.submit(path).await?;
         self.wait_for(submitted).await
     }
@@ -162,7 +120,7 @@ impl AssemblyAi {
                     .json(&request)
             })
             .await?;
-        let id = created.id.clone();
+        let id = Some(created.id.clone());
         let done = match created.status.as_str() {
             "queued" | "processing" => None,
             // Finished (or failed) at once: what waiting would have found.
@@ -172,12 +130,18 @@ impl AssemblyAi {
     }
 
     /// Waits for a transcript [`AssemblyAi::submit`] asked for.
-    pub async fn wait_for(&self, submitted: Submitted) -> Result<Transcript, TranscribeError> {
+    pub async fn wait_for(&self, submitted: Submitted) -> Result<SpeakerTurns, TranscribeError> {
         if let Some(done) = submitted.done {
             return Ok(done);
         }
+        let Some(id) = submitted.id else {
+            return Err(TranscribeError::permanent(
+                "internal",
+                "no transcript was asked for".into(),
+            ));
+        };
         let queued = TranscriptResponse {
-            id: submitted.id,
+            id,
             status: "queued".into(),
             error: None,
             text: None,
@@ -188,7 +152,7 @@ impl AssemblyAi {
 
     /// Waits again for a transcript an earlier try submitted (its error's `transcript_id`),
     /// without uploading the clip again.
-    pub async fn resume(&self, transcript_id: &str) -> Result<Transcript, TranscribeError> {
+    pub async fn resume(&self, transcript_id: &str) -> Result<SpeakerTurns, TranscribeError> {
         let path = format!("/v2/transcript/{transcript_id}");
         let transcript: TranscriptResponse = self
             .call("poll", || self.request(reqwest::Method::GET, &path))
@@ -234,13 +198,13 @@ impl AssemblyAi {
     async fn wait(
         &self,
         mut transcript: TranscriptResponse,
-    ) -> Result<Transcript, TranscribeError> {
+    ) -> Result<SpeakerTurns, TranscribeError> {
         let started = Instant::now();
         let mut interval = self.config.poll_interval;
         let path = format!("/v2/transcript/{}", transcript.id);
         loop {
             match transcript.status.as_str() {
-                "completed" => return Ok(into_transcript(transcript)),
+                "completed" => return Ok(into_turns(transcript)),
                 "error" => {
                     return Err(TranscribeError::permanent(
                         "transcript_error",
@@ -285,7 +249,7 @@ impl AssemblyAi {
     }
 
     /// Sends the request `build` makes, retrying transient failures; parses a 2xx body.
-    async fn call<T: for<'de> Deserialize<'de>>(
+    async fn call<T: DeserializeOwned>(
         &self,
         what: &str,
         build: impl Fn() -> RequestBuilder,
@@ -294,7 +258,7 @@ impl AssemblyAi {
     }
 
     /// [`AssemblyAi::call`] for a request whose making can fail (a file to open).
-    async fn try_call<T: for<'de> Deserialize<'de>>(
+    async fn try_call<T: DeserializeOwned>(
         &self,
         what: &str,
         build: impl Fn() -> Result<RequestBuilder, TranscribeError>,
@@ -318,7 +282,7 @@ impl AssemblyAi {
                 Ok(response) => classify(what, response).await,
                 Err(e) => TranscribeError::transient(
                     if e.is_timeout() { "timeout" } else { "network" },
-                    format!("AssemblyAI {what}: {}", ops::http::without_url(&e)),
+                    format!("AssemblyAI {what}: {}", crate::http::without_url(&e)),
                 ),
             };
             let Some(delay) = delays.next().filter(|_| error.is_transient()) else {
@@ -336,69 +300,29 @@ impl AssemblyAi {
     }
 }
 
-/// A non-2xx answer: 429 and 5xx are transient, other 4xx permanent; the API's message kept.
-async fn classify(what: &str, response: Response) -> TranscribeError {
-    let status = response.status();
-    let retry_after = ops::http::retry_after(response.headers());
-    let body = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<ApiError>(&body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| body.chars().take(200).collect());
-    let text = format!("AssemblyAI {what}: HTTP {}: {message}", status.as_u16());
-    let mut error = if status == StatusCode::TOO_MANY_REQUESTS {
-        TranscribeError::transient("rate_limited", text)
-    } else if status.is_server_error() {
-        TranscribeError::transient("server_error", text)
-    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        TranscribeError::permanent("unauthorized", text)
-    } else {
-        TranscribeError::permanent("rejected", text)
-    };
-    error.retry_after = retry_after;
-    error
-}
-
-fn into_transcript(t: TranscriptResponse) -> Transcript {
-    let utterances: Vec<Utterance> = t
-        .utterances
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|u| u.end > u.start)
-        .map(|u| Utterance {
-            speaker: u.speaker,
-            start_ms: u.start,
-            end_ms: u.end,
-            text: u.text,
-            confidence: u.confidence,
-        })
-        .collect();
-    let turns = utterances
-        .iter()
-        .map(|u| Turn {
-            start_s: u.start_ms as f64 / 1000.0,
-            end_s: u.end_ms as f64 / 1000.0,
-            speaker: u.speaker.clone(),
-        })
-        .collect();
-    Transcript {
-        id: t.id,
-        text: t.text.unwrap_or_default(),
-        utterances,
-        turns,
-    }
-}
-
 #[async_trait::async_trait]
 impl Transcriber for AssemblyAi {
-    async fn submit(&self, path: &Path) -> Result<Submitted, TranscribeError> {
+    fn name(&self) -> &'static str {
+        "assemblyai"
+    }
+
+    fn edge_trim_s(&self) -> f64 {
+        pipeline::transcript::EDGE_TRIM_S
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    async fn submit(&self, path: &Path, _audio: &Decoded) -> Result<Submitted, TranscribeError> {
         AssemblyAi::submit(self, path).await
     }
 
-    async fn wait_for(&self, submitted: Submitted) -> Result<Transcript, TranscribeError> {
+    async fn wait_for(&self, submitted: Submitted) -> Result<SpeakerTurns, TranscribeError> {
         AssemblyAi::wait_for(self, submitted).await
     }
 
-    async fn resume(&self, transcript_id: &str) -> Result<Transcript, TranscribeError> {
+    async fn resume(&self, transcript_id: &str) -> Result<SpeakerTurns, TranscribeError> {
         AssemblyAi::resume(self, transcript_id).await
     }
 

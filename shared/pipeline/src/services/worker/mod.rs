@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+mod attempt;
+
+use attempt::Outcome;
+
 use super::profiles::{Enrolled, Origin, ProfileError, Profiles};
 use super::{Shutdown, poison, reconnecting};
 use crate::ResultSink;
@@ -22,7 +26,7 @@ use crate::queue::{
     result_headers, task_envelope, task_headers,
 };
 use crate::source::ClipSource;
-use crate::transcript::{TranscribeError, Transcriber, Transcript};
+use crate::transcript::{LocalTurns, Transcriber};
 use crate::{ClipProcessor, ClipResult, ClipTask};
 use engine::matching::Prior;
 use ops::{Alerter, enrollment_alert, metrics};
@@ -45,9 +49,9 @@ pub struct WorkerService {
     /// Where a redelivered task learns that its clip is already done (DATABASE_URL, or a
     /// standalone run's output folder).
     pub sink: Option<Arc<dyn ResultSink>>,
-    /// Speaker turns from AssemblyAI instead of the local diarizer.
-    pub transcriber: Option<Arc<dyn Transcriber>>,
-    /// Delete each transcript from AssemblyAI once its result is with the broker.
+    /// Where the speaker turns come from: the local diarizer unless set otherwise (AssemblyAI).
+    pub transcriber: Arc<dyn Transcriber>,
+    /// Delete each transcript from the service once its result is with the broker.
     pub delete_transcripts: bool,
     /// Where a fresh enrollment's issues (left-out samples, look-alike employees) are told.
     pub alerter: Alerter,
@@ -55,28 +59,15 @@ pub struct WorkerService {
     pub quiet: bool,
 }
 
-/// What became of one clip task.
-enum Outcome {
-    Result(Box<ClipResult>),
-    /// Worth another try later: the stable kind, the message, and the AssemblyAI transcript
-    /// still being made, if any (the next try waits for it instead of uploading again).
-    Transient(&'static str, String, Option<String>),
-    /// The worker is stopping while AssemblyAI still works on the clip: the task goes back to
-    /// the work queue as it is, with the transcript id if one was asked for.
-    HandBack(Option<String>),
-}
-
-/// The kind of the [`TranscribeError`] a wait on AssemblyAI ends with when the worker stops.
-const HANDED_BACK: &str = "handed_back";
-
 impl WorkerService {
-    /// `store` (DATABASE_URL) holds the roster and the enrolled profiles; without one, each
-    /// worker enrolls from the source's own roster and keeps the profiles in memory. `sink`
-    /// tells a redelivered task that its clip is already done.
+    /// `store` holds the roster and the enrolled profiles (Postgres with DATABASE_URL; else a
+    /// [`crate::profile_store::MemoryProfileStore`], and the source's own roster). `sink` tells
+    /// a redelivered task that its clip is already done. Turns come from the local diarizer
+    /// until [`Self::transcriber`] says otherwise.
     pub fn new(
         queues: Arc<dyn Connect>,
         source: Arc<dyn ClipSource>,
-        store: Option<Arc<dyn ProfileStore>>,
+        store: Arc<dyn ProfileStore>,
         sink: Option<Arc<dyn ResultSink>>,
         processor: ClipProcessor,
         prior: Prior,
@@ -87,9 +78,9 @@ impl WorkerService {
             profiles: Profiles::new(Arc::clone(&source), store, prior),
             sink,
             source,
+            transcriber: Arc::new(LocalTurns::new(processor.batcher.clone())),
             processor: Arc::new(processor),
             prefetch: prefetch.max(1),
-            transcriber: None,
             delete_transcripts: false,
             alerter: Alerter::none("worker"),
             quiet: false,
@@ -230,11 +221,8 @@ impl WorkerService {
         record(&result, started.elapsed());
         let headers = result_headers(&result);
         publish(broker, RESULTS, &encode(&*result)?, &task, headers).await?;
-        if let (true, Some(transcriber), Some(transcript)) = (
-            self.delete_transcripts,
-            &self.transcriber,
-            &result.transcript,
-        ) && let Err(e) = transcriber.delete(&transcript.id).await
+        if let (true, Some(transcript)) = (self.delete_transcripts, &result.transcript)
+            && let Err(e) = self.transcriber.delete(&transcript.id).await
         {
             tracing::warn!(transcript = %transcript.id, error = %e, "could not delete the transcript from AssemblyAI");
         }
@@ -281,122 +269,12 @@ impl WorkerService {
 
     /// A transcript left behind by a clip given up on: deleted when AAI_DELETE_TRANSCRIPTS asks.
     async fn abandon(&self, transcript_id: Option<&str>) {
-        if let (true, Some(transcriber), Some(id)) =
-            (self.delete_transcripts, &self.transcriber, transcript_id)
-            && let Err(e) = transcriber.delete(id).await
+        if let (true, Some(id)) = (self.delete_transcripts, transcript_id)
+            && let Err(e) = self.transcriber.delete(id).await
         {
             tracing::warn!(transcript = %id, error = %e, "could not delete the abandoned transcript from AssemblyAI");
         }
     }
-
-    async fn run_task(&self, task: &ClipTask, shutdown: &Shutdown) -> Outcome {
-        let model = self.processor.batcher.manifest().id.clone();
-        let failed = |kind: &str, e: String| {
-            Outcome::Result(Box::new(ClipResult::failed(task, &model, kind, e)))
-        };
-        // By the listed size: a clip over the limit is never even downloaded.
-        if let Some(too_large) = self.processor.too_large(task.clip.size) {
-            return failed("too_large", too_large);
-        }
-        let clip = match self.source.fetch_clip(&task.location_id, &task.clip).await {
-            Ok(clip) => clip,
-            Err(e) if e.is_transient() => return Outcome::Transient(e.kind(), e.to_string(), None),
-            Err(e) => return failed(e.kind(), e.to_string()),
-        };
-        // Both wait (the service; the first clip of a location on its enrollment): together.
-        let transcribe = async {
-            let Some(transcriber) = &self.transcriber else {
-                return Ok(None);
-            };
-            if let Some(id) = &task.transcript_id {
-                match until_stopping(id, transcriber.resume(id), shutdown).await {
-                    // Gone, or refused: make a fresh one rather than fail the clip.
-                    Err(e) if !e.is_transient() && e.kind != "transcript_error" => {
-                        tracing::warn!(transcript = %id, error = %e, "the earlier transcript cannot be resumed; transcribing again");
-                    }
-                    resumed => return resumed.map(Some),
-                }
-            }
-            if shutdown.is_set() {
-                // Nothing is paid for yet: the next worker does it all.
-                return Err(handed_back(None));
-            }
-            let submitted = transcriber.submit(clip.path()).await?;
-            let id = submitted.id.clone();
-            until_stopping(&id, transcriber.wait_for(submitted), shutdown)
-                .await
-                .map(Some)
-        };
-        let profiles = self.enroll(&task.job_id, &task.location_id);
-        let (profiles, transcript) = tokio::join!(profiles, transcribe);
-        if let Err(e) = &transcript
-            && e.kind == HANDED_BACK
-        {
-            return Outcome::HandBack(e.transcript_id.clone());
-        }
-        // A transcript made (or being made) while the profiles failed is waited for next time.
-        let pending = match &transcript {
-            Ok(Some(t)) => Some(t.id.clone()),
-            Err(e) => e.transcript_id.clone(),
-            Ok(None) => None,
-        };
-        let profiles = match profiles {
-            Ok(enrolled) => enrolled.profiles,
-            Err(ProfileError::Source(e)) if e.is_transient() => {
-                return Outcome::Transient(e.kind(), e.to_string(), pending);
-            }
-            Err(e) if e.is_transient() => {
-                return Outcome::Transient("profiles", e.to_string(), pending);
-            }
-            Err(e) => return failed("no_profiles", e.to_string()),
-        };
-        let transcript = match transcript {
-            Ok(transcript) => transcript,
-            Err(e) if e.is_transient() => {
-                return Outcome::Transient(e.kind, e.message, e.transcript_id);
-            }
-            Err(e) => return failed(e.kind, e.message),
-        };
-        let processor = Arc::clone(&self.processor);
-        let owned = task.clone();
-        // The clip's file (a downloaded copy is removed with it) lives until it is processed.
-        let work = move || match transcript {
-            Some(t) => processor.process_transcribed(&owned, clip.path(), &profiles, t),
-            None => processor.process(&owned, clip.path(), &profiles),
-        };
-        match tokio::task::spawn_blocking(work).await {
-            // The model failing (ONNX Runtime, the batcher) says nothing about the clip: worth
-            // another try, on this worker or another, rather than a `failed` row.
-            Ok(result) if result.error_kind.as_deref() == Some("model") => Outcome::Transient(
-                "model",
-                result
-                    .error
-                    .unwrap_or_else(|| "the speaker model failed".into()),
-                task.transcript_id.clone(),
-            ),
-            Ok(result) => Outcome::Result(Box::new(result)),
-            Err(e) => failed("internal", format!("clip processing stopped: {e}")),
-        }
-    }
-}
-
-/// `wait` for transcript `id`, unless the worker is asked to stop first: the transcript is then
-/// handed back rather than waited for, however long AssemblyAI still takes.
-async fn until_stopping(
-    id: &str,
-    wait: impl Future<Output = Result<Transcript, TranscribeError>>,
-    shutdown: &Shutdown,
-) -> Result<Transcript, TranscribeError> {
-    tokio::select! {
-        transcript = wait => transcript,
-        () = shutdown.wait() => Err(handed_back(Some(id.to_string()))),
-    }
-}
-
-fn handed_back(transcript_id: Option<String>) -> TranscribeError {
-    let mut e = TranscribeError::transient(HANDED_BACK, "the worker is stopping".into());
-    e.transcript_id = transcript_id;
-    e
 }
 
 /// The clip's outcome, time and scores in the metrics.
