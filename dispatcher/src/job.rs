@@ -1,6 +1,6 @@
 //! What both ways of running a job share (`run.rs` in one process, `publish.rs` over
-//! RabbitMQ): its deadline, its operations (metrics, alerts, webhooks), the success check and
-//! what it prints.
+//! RabbitMQ): its deadline, its operations (health endpoints, job alerts), the success check
+//! and what it prints.
 
 use std::time::Duration;
 
@@ -8,7 +8,8 @@ use anyhow::Context;
 
 use adapters::store::Store;
 use app::config::Settings;
-use ops::{Alert, Alerter, Health, Level, Secret, metrics};
+use app::run::JobAlerts;
+use ops::{Health, Secret};
 use pipeline::services::Shutdown;
 use pipeline::{ClipTask, JobRow};
 
@@ -38,8 +39,7 @@ pub fn timeout(settings: &Settings, args: &RunArgs) -> Duration {
 /// metrics, and alerts. Holds the runtime they need while the run lasts.
 pub struct Operations {
     runtime: tokio::runtime::Runtime,
-    alerter: Alerter,
-    notify_start: bool,
+    alerts: JobAlerts,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -50,9 +50,7 @@ impl Operations {
         store: Option<Store>,
     ) -> anyhow::Result<Self> {
         let runtime = app::service::runtime().context("starting the async runtime")?;
-        let alerter = settings
-            .alerter("dispatcher")
-            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let alerts = JobAlerts::new(settings, "dispatcher")?;
         let (stop, shutdown) = Shutdown::manual();
         if args.enable_health_check {
             let mut health = Health::new("dispatcher", settings.limits());
@@ -62,62 +60,21 @@ impl Operations {
             runtime.block_on(app::service::operate(
                 health,
                 args.health_check_port,
-                alerter.clone(),
+                alerts.alerter(),
                 settings,
                 shutdown,
             ));
         }
         Ok(Self {
             runtime,
-            alerter,
-            notify_start: settings.notify_job_start,
+            alerts,
             _stop: stop,
         })
     }
 
-    pub async fn job_started(&self, job_id: &str, location: &str, dates: &str) {
-        metrics().jobs_started.inc();
-        if self.notify_start {
-            self.send(Alert {
-                event: "job_started",
-                level: Level::Info,
-                title: format!("voice diarization: job {job_id} started"),
-                text: format!("location {location}, {dates}"),
-                fields: vec![
-                    ("job".into(), job_id.into()),
-                    ("location".into(), location.into()),
-                    ("dates".into(), dates.into()),
-                ],
-            })
-            .await;
-        }
-    }
-
-    pub async fn job_failed(&self, job_id: &str, reason: &str, text: &str) {
-        metrics().jobs_failed.with_label_values(&[reason]).inc();
-        self.send(Alert {
-            event: if reason == "timed_out" {
-                "job_timed_out"
-            } else {
-                "job_failed"
-            },
-            level: Level::Critical,
-            title: format!("voice diarization: job {job_id} failed"),
-            text: text.to_string(),
-            fields: vec![
-                ("job".into(), job_id.into()),
-                ("reason".into(), reason.into()),
-            ],
-        })
-        .await;
-    }
-
-    pub fn alerter(&self) -> Alerter {
-        self.alerter.clone()
-    }
-
-    pub async fn send(&self, alert: Alert) {
-        self.alerter.send(&alert).await;
+    /// The job's alerts (started, failed) and their channels.
+    pub fn alerts(&self) -> &JobAlerts {
+        &self.alerts
     }
 
     pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {

@@ -61,11 +61,15 @@ pub fn run(
         }
         tracing::info!(job = %job_id, location, %dates, clips = plan.tasks.len(), "job started");
         let deadline = Instant::now() + timeout(settings, args);
-        ops.job_started(&job_id, location, &dates.to_string()).await;
+        ops.alerts()
+            .job_started(&job_id, location, &dates.to_string())
+            .await;
         let published = match publish_job(&broker, &store, &plan, location, &dates).await {
             Ok(published) => published,
             Err(e) => {
-                ops.job_failed(&job_id, "publish", &e.to_string()).await;
+                ops.alerts()
+                    .job_failed(&job_id, "publish", &e.to_string())
+                    .await;
                 return Err(e.into());
             }
         };
@@ -90,7 +94,7 @@ pub fn run(
                 timeout(settings, args)
             );
             store.end_job(&job_id, "timed_out", &text).await?;
-            ops.job_failed(&job_id, "timed_out", &text).await;
+            ops.alerts().job_failed(&job_id, "timed_out", &text).await;
             return Err(Failure::TimedOut(text).into());
         };
         match job? {
@@ -120,7 +124,7 @@ async fn check_workers(
     let manifest = Manifest::load(&settings.model_path()).context("reading the model manifest")?;
     let profiles = Profiles::new(
         Arc::clone(source),
-        Some(Arc::new(store.clone())),
+        Arc::new(store.clone()),
         settings.prior(&manifest),
     );
     let assignment = match profiles.assignment(location).await {

@@ -1,21 +1,15 @@
-//! `dispatcher run`: a location's clips for a date or range. Without AMQP_URL the dispatcher,
-//! worker and reducer services run here, over in-process queues (standalone mode); with it,
-//! the clips are published for the workers (see `publish.rs`).
+//! `dispatcher run`: a location's clips for a date or range. Without AMQP_URL the whole job runs
+//! here ([`app::run::run_job`]: the dispatcher, worker and reducer services over in-process
+//! queues); with it, the clips are published for the workers (see `publish.rs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use adapters::local::{FolderSink, Summary};
 use anyhow::Context;
 use app::config::Settings;
-use pipeline::ResultSink;
-use pipeline::queue::MemoryBroker;
+use app::run::{JobOutcome, JobRequest, JobRun, run_job};
 use pipeline::services::Shutdown;
-use pipeline::services::dispatch::plan;
-use pipeline::services::in_process::{InProcess, JobEnd};
-use pipeline::services::reducer::ReducerService;
-use pipeline::source::{DateRange, is_uuid, new_job_id};
+use pipeline::services::in_process::JobEnd;
+use pipeline::source::{DateRange, is_uuid};
 
 use crate::Failure;
 use crate::cli::RunArgs;
@@ -58,141 +52,56 @@ pub fn run(config: Option<&Path>, args: &RunArgs) -> anyhow::Result<()> {
     }
     // Standalone: the same stages in this process, over in-process queues, with any source,
     // transcriber and store (Postgres with DATABASE_URL, else the output folder).
-    let source = settings
-        .clip_source()
-        .map_err(|e| Failure::Usage(e.to_string()))?;
     let store = match &settings.database_url {
         Some(_) => Some(crate::job::connect_store(&settings)?),
         None => None,
     };
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("out").join(&location));
-    let (sink, folder): (Arc<dyn ResultSink>, _) = match &store {
-        Some(store) => (Arc::new(store.clone()), None),
-        None => {
-            let folder = Arc::new(FolderSink::open(&out_dir)?);
-            (Arc::clone(&folder) as Arc<dyn ResultSink>, Some(folder))
-        }
+    let request = JobRequest {
+        location: location.clone(),
+        dates,
+        store: store.clone(),
+        out_dir: args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("out").join(&location)),
+        force: args.force,
+        dry_run: args.dry_run,
+        timeout: timeout(&settings, args),
     };
-    let results_place = match &store {
-        Some(_) => "Postgres (voice_clip_results)".to_string(),
-        None => out_dir.join("results.jsonl").display().to_string(),
-    };
-    let deadline = Instant::now() + timeout(&settings, args);
-    let ops = Operations::start(&settings, args, store.clone())?;
+    let ops = Operations::start(&settings, args, store)?;
     ops.block_on(async {
-        if let Some(store) = &store {
-            store.migrate().await.context("preparing the database")?;
-        }
-        let job_id = new_job_id();
-        let plan = plan(&*source, &*sink, &location, &dates, &job_id, args.force).await?;
-        if args.dry_run {
-            print_dry_run(&plan.tasks, plan.skipped, "written");
-            return Ok(());
-        }
-        let started = Instant::now();
-        let job = Job {
-            id: &job_id,
-            location: &location,
-            dates: &dates,
-            results: &results_place,
-        };
-        if plan.tasks.is_empty() {
-            let summary = Summary {
-                skipped: plan.skipped,
-                ..Summary::default()
-            };
-            print_summary(&summary, &job);
-            return Ok(());
-        }
-        tracing::info!(job = %job_id, location = %location, dates = %dates, "job started");
-        ops.job_started(&job_id, &location, &dates.to_string())
-            .await;
-        let queues = MemoryBroker::new();
-        let (mut worker, _batcher) = app::wiring::worker_service(
-            &settings,
-            Arc::new(queues.clone()),
-            Arc::clone(&source),
-            store.clone(),
-            ops.alerter(),
-        )?;
-        worker.sink = Some(Arc::clone(&sink));
-        worker.quiet = true;
-        // Enrolled before anything is published: a location nobody can be matched against is
-        // a mistake, not a day of `no_profiles` results.
-        let enrolled = match worker.enroll(&job_id, &location).await {
-            Ok(enrolled) => enrolled,
-            Err(e) => {
-                ops.job_failed(&job_id, "error", &e.to_string()).await;
-                return Err(anyhow::Error::new(e).context("enrolling the location's voices"));
-            }
-        };
-        if let Some(folder) = &folder {
-            folder
-                .with_output(|out| out.write_profiles(&enrolled.profiles))
-                .with_context(|| format!("writing {}", out_dir.display()))?;
-        }
-        let mut reducer = ReducerService::new(Arc::new(queues.clone()), Arc::clone(&sink));
-        reducer.alerter = ops.alerter();
-        reducer.min_success_rate = settings.min_success_rate;
-        reducer.max_job_duration = Duration::from_secs(settings.max_job_duration);
-        let in_process = InProcess {
-            queues,
-            worker: Arc::new(worker),
-            reducer,
-            sink,
-        };
         let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
         let mut bar = Progress::new();
-        let ran = in_process
-            .run(&plan, &location, &dates, deadline, &shutdown, |job| {
-                bar.show(job);
-            })
-            .await;
+        let ran = run_job(&settings, request, ops.alerts(), &shutdown, |job| bar.show(job)).await;
         bar.finish();
-        let (end, results) = ran?;
-        let mut summary = Summary {
-            skipped: plan.skipped,
-            ..Summary::default()
-        };
-        results.iter().for_each(|r| summary.add(r));
-        summary.wall_s = started.elapsed().as_secs_f64();
-        print_summary(&summary, &job);
-        match end {
-            // The reducer sent the alert, if any, as it closed the job.
-            JobEnd::Closed(row) if row.status == "completed" => check_success_rate(&row, &settings),
-            JobEnd::Closed(row) => anyhow::bail!("job {job_id} ended {}", row.status),
-            JobEnd::TimedOut => {
-                let text = format!(
-                    "job {job_id} timed out after {:?}: {} of {} clip(s) done",
-                    timeout(&settings, args),
-                    summary.clips,
-                    plan.tasks.len()
-                );
-                ops.job_failed(&job_id, "timed_out", &text).await;
-                Err(Failure::TimedOut(text).into())
+        let run = match ran? {
+            JobOutcome::Planned(plan) => {
+                print_dry_run(&plan.tasks, plan.skipped, "written");
+                return Ok(());
             }
-            JobEnd::Stopped => anyhow::bail!("stopped before job {job_id} finished"),
+            JobOutcome::NothingToDo { skipped } => {
+                println!(
+                    "nothing to do: no clips for {dates}, or all {skipped} already done (--force redoes them)"
+                );
+                return Ok(());
+            }
+            JobOutcome::Ran(run) => run,
+        };
+        print_summary(&run, &location, &dates);
+        match &run.end {
+            // The reducer sent the alert, if any, as it closed the job.
+            JobEnd::Closed(row) if row.status == "completed" => check_success_rate(row, &settings),
+            JobEnd::Closed(row) => anyhow::bail!("job {} ended {}", run.job_id, row.status),
+            JobEnd::TimedOut => Err(Failure::TimedOut(run.timed_out_text()).into()),
+            JobEnd::Stopped => anyhow::bail!("stopped before job {} finished", run.job_id),
         }
     })
 }
 
-/// The job a summary is about, and where its results are.
-struct Job<'a> {
-    id: &'a str,
-    location: &'a str,
-    dates: &'a DateRange,
-    results: &'a str,
-}
-
-fn print_summary(s: &Summary, job: &Job) {
+fn print_summary(run: &JobRun, location: &str, dates: &DateRange) {
+    let s = &run.summary;
     println!();
-    println!(
-        "job {}  location {}  dates {}",
-        job.id, job.location, job.dates
-    );
+    println!("job {}  location {location}  dates {dates}", run.job_id);
     println!(
         "  clips          {:>6}   (skipped, already done: {})",
         s.clips, s.skipped
@@ -207,5 +116,5 @@ fn print_summary(s: &Summary, job: &Job) {
         s.wall_s,
         s.speed()
     );
-    println!("  results        {}", job.results);
+    println!("  results        {}", run.results_place);
 }

@@ -10,4 +10,4 @@ pub mod telemetry;
 pub mod wiring;
 
 pub use exit::{Failure, exit};
-pub use run::{run_reducer, run_worker};
+pub use run::{run_job, run_reducer, run_worker};
