@@ -24,16 +24,14 @@ pub struct EmbedRequest<'a> {
 
 #[derive(Debug, Clone, Copy)]
 pub struct EncoderOptions {
-    /// ONNX Runtime intra-op threads.
+    /// ONNX Runtime intra-op threads: the size of the pool every session of the process shares,
+    /// set by the first model loaded (see [`super::environment`]).
     pub threads: usize,
     /// Partials per ONNX run; larger batches amortise the per-run cost. On a GPU it is chosen
     /// from the device's free memory instead.
     pub max_batch: usize,
     /// Where to run the model; CUDA falls back to the CPU, with a warning, when it cannot be had.
     pub device: Device,
-    /// Let ONNX Runtime's idle threads spin for work. Right for one model; with two sessions
-    /// taking turns, the idle one's spinning takes the cores the other needs.
-    pub spinning: bool,
 }
 
 /// Where the model runs.
@@ -59,7 +57,6 @@ impl Default for EncoderOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_batch: 64,
             device: Device::Cpu,
-            spinning: true,
         }
     }
 }
@@ -126,15 +123,8 @@ impl SpeakerEncoder {
             .map_err(|e| load(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| load(e.to_string()))?
-            .with_intra_threads(options.threads.max(1))
-            .map_err(|e| load(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| load(e.to_string()))?;
-        if !options.spinning {
-            builder = builder
-                .with_intra_op_spinning(false)
-                .map_err(|e| load(e.to_string()))?;
-        }
         if manifest.chunking.padding == Padding::None {
             // Every input has its own length: memory patterns, planned for repeated shapes,
             // only add to the peak (measured: 327 MB against 279 MB on the dev clips).

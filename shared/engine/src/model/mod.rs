@@ -27,7 +27,7 @@ pub fn load_encoder(
     options: EncoderOptions,
 ) -> Result<SpeakerEncoder, ModelError> {
     let manifest = Manifest::load(manifest)?;
-    let env = environment(ort_library)?;
+    let env = environment(ort_library, options.threads)?;
     SpeakerEncoder::load(&manifest, env, options)
 }
 
@@ -69,12 +69,8 @@ pub fn load_encoders(
 ) -> Result<Encoders, ModelError> {
     let parsed = Manifest::load(manifest)?;
     let windows_manifest = parsed.diarizer_manifest();
-    // Measured on the dev clips with CAM++ and GE2E windows: 25–28 s spinning, 22–23 s not.
-    let options = EncoderOptions {
-        spinning: options.spinning && windows_manifest.is_none(),
-        ..options
-    };
-    let speakers = SpeakerEncoder::load(&parsed, environment(ort_library)?, options)?;
+    let env = environment(ort_library, options.threads)?;
+    let speakers = SpeakerEncoder::load(&parsed, env, options)?;
     let windows = match windows_manifest {
         Some(path) => {
             let windows = Manifest::load(&path)?;
@@ -86,11 +82,7 @@ pub fn load_encoders(
                 }
                 .into());
             }
-            Some(SpeakerEncoder::load(
-                &windows,
-                environment(ort_library)?,
-                options,
-            )?)
+            Some(SpeakerEncoder::load(&windows, env, options)?)
         }
         None => None,
     };
