@@ -256,10 +256,12 @@ const REFINE_MARGIN: f32 = 0.0;
 impl LocalDiarizer {
     /// Splits speech regions at speaker changes: a segment index per window.
     ///
-    /// A change is where a window and the next window that does not overlap it (4 steps on)
-    /// are least alike, below `change_similarity`; changes are at least that far apart.
+    /// A change is where a window and the next window that does not overlap it (`gap` steps
+    /// on: 4 at 1.6 s windows every 0.4 s) are least alike, below `change_similarity`; changes
+    /// are at least that far apart.
     fn segments(&self, plan: &WindowPlan, embeddings: &[Vec<f32>]) -> Vec<usize> {
-        const GAP: usize = 4;
+        let step_samples = (self.config.step_s * f64::from(plan.rate)).max(1.0);
+        let gap = ((self.config.window_samples as f64 / step_samples).ceil() as usize).max(1);
         let mut segment_of = vec![0usize; plan.windows.len()];
         let mut next = 0;
         for range in &plan.region_windows {
@@ -267,19 +269,19 @@ impl LocalDiarizer {
             if inside.is_empty() {
                 continue;
             }
-            let sim: Vec<f32> = (0..inside.len().saturating_sub(GAP))
-                .map(|j| cosine(&embeddings[inside[j]], &embeddings[inside[j + GAP]]))
+            let sim: Vec<f32> = (0..inside.len().saturating_sub(gap))
+                .map(|j| cosine(&embeddings[inside[j]], &embeddings[inside[j + gap]]))
                 .collect();
             let mut cuts: Vec<usize> = Vec::new();
             for j in 0..sim.len() {
-                let lo = j.saturating_sub(GAP);
-                let hi = (j + GAP + 1).min(sim.len());
+                let lo = j.saturating_sub(gap);
+                let hi = (j + gap + 1).min(sim.len());
                 let local_min = sim[lo..hi].iter().all(|&v| v >= sim[j]);
                 if sim[j] < self.config.change_similarity
                     && local_min
-                    && cuts.last().is_none_or(|&c| j + GAP / 2 >= c + GAP)
+                    && cuts.last().is_none_or(|&c| j + gap / 2 >= c + gap)
                 {
-                    cuts.push(j + GAP / 2);
+                    cuts.push(j + gap / 2);
                 }
             }
             let mut cut = cuts.into_iter().peekable();
