@@ -5,7 +5,7 @@ DATA ?= ../shared/data/speakerid-dev
 VENV := .cache/venv
 PY := $(VENV)/bin/python
 
-.PHONY: chromium deploy-venv deploy-check setup services build demo test lint eval eval-channels bench bench-distributed venv model model-check model-campplus fixtures clean-cache
+.PHONY: chromium deploy-venv deploy-check setup services build demo test lint eval eval-channels bench bench-distributed venv model model-check model-campplus model-int8 fixtures clean-cache
 
 DEMO_LOCATION := 8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e
 
@@ -60,7 +60,7 @@ eval-channels: setup venv
 	cargo build --release -q -p dispatcher
 	$(PY) models/reference/eval_channels.py --dispatcher $(TARGET_DIR)/release/dispatcher --data $(DATA)
 
-## Throughput, stage by stage, beside the Python reference (2 threads)
+## Throughput: the whole standalone pipeline, then GE2E stage by stage, beside the Python references (2 threads)
 bench: setup venv
 	cargo bench -p app --bench throughput
 
@@ -88,6 +88,10 @@ model-check: venv setup
 model-campplus: venv
 	$(PY) models/campplus/convert_campplus.py
 	$(PY) models/campplus/check_onnx.py --data $(DATA)
+
+## Dynamically quantised (int8) variants of the bundled models, with their speed and drift
+model-int8: venv
+	$(PY) models/quantize.py --data $(DATA)
 
 ## Regenerate the test fixtures from the Python references
 fixtures: venv

@@ -1,9 +1,10 @@
-//! Embedding throughput on a folder of clips, stage by stage, beside the Python reference.
+//! Throughput on a folder of clips beside the Python references: first the whole standalone
+//! pipeline (see `standalone.rs`), then GE2E's embedding stage by stage.
 //!
 //! `make bench` (or `cargo bench -p app --bench throughput`). Environment:
 //! - `VOICE_BENCH_CLIPS`: the clips (default: the dev set beside the checkout, else the demo clips)
 //! - `VOICE_BENCH_THREADS`: threads for every stage, Rust and Python (default 2)
-//! - `VOICE_BENCH_PYTHON`: the Python that runs models/reference/bench_reference.py
+//! - `VOICE_BENCH_PYTHON`: the Python that runs models/reference/{pipeline,bench}_reference.py
 //!   (default .cache/venv/bin/python, made by `make venv`; unset and absent → Rust only)
 //! - `VOICE_BENCH_BATCHES`: the batch sizes of the sweep (default 1,8,16,32,64,128; on a GPU
 //!   try 64,256,1024,4096)
@@ -11,11 +12,8 @@
 //!
 //! Each clip is embedded as one utterance, as the reference does. Figures are audio seconds per
 //! wall second (× real time), the best of three runs.
-//!
-//! Last, the whole standalone pipeline (decode, diarize, identify, store) over the same clips as
-//! one location, for each bundled model: GE2E alone, and CAM++ (the default: GE2E embeds the
-//! diarizer's windows), with `VOICE_BENCH_THREADS` ONNX threads and two clips in flight.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
@@ -24,11 +22,15 @@ use std::time::Instant;
 use engine::audio::{Audio, decode_file};
 use engine::model::{Device, EncoderOptions, Partials, SpeakerEncoder, load_encoder};
 
+mod standalone;
+
 const RUNS: usize = 3;
 
 fn main() {
+    // The checkout: this crate is shared/app.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let clips_dir = std::env::var_os("VOICE_BENCH_CLIPS")
@@ -60,6 +62,8 @@ fn main() {
         Ok("cuda") => Device::Cuda,
         _ => Device::Cpu,
     };
+    standalone::compare(&root, &clips_dir, &library, threads, device);
+
     let mut encoder = load_encoder(
         &manifest,
         Some(&library),
@@ -67,7 +71,6 @@ fn main() {
             threads,
             max_batch: 64,
             device,
-            ..EncoderOptions::default()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -160,137 +163,6 @@ fn main() {
         "Rust end to end is {:.1} % over ONNX Runtime alone (front-end and glue); {partials} partials, batches of 64",
         100.0 * (e2e_s / onnx_s - 1.0)
     );
-
-    println!();
-    println!(
-        "standalone pipeline (decode, diarize, identify, store), {threads} threads, 2 clips in flight:"
-    );
-    let location = BenchLocation::new(&root, &clips_dir);
-    for model in ["models/ge2e/ge2e.toml", "models/campplus/campplus.toml"] {
-        let (wall, clips) = location.run(&root.join(model), &library, threads, device);
-        println!(
-            "  {model:<32} {clips} clips in {wall:>5.1} s: {:>5.0}× real time",
-            audio_s / wall
-        );
-    }
-}
-
-/// The bench clips as one location in the local layout, with the set's enrollment samples.
-struct BenchLocation {
-    root: PathBuf,
-}
-
-const BENCH_LOCATION: &str = "0b0b0b0b-0000-4000-8000-000000000000";
-
-impl BenchLocation {
-    fn new(checkout: &Path, clips: &Path) -> Self {
-        let root = std::env::temp_dir().join(format!("voice-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let location = root.join(BENCH_LOCATION);
-        let day = location.join("clips/2025-01-01");
-        std::fs::create_dir_all(&day).expect("bench folder");
-        let link = |from: &Path, to: &Path| {
-            std::os::unix::fs::symlink(from, to).unwrap_or_else(|e| panic!("{}: {e}", to.display()))
-        };
-        for entry in std::fs::read_dir(clips).expect("clips").flatten() {
-            link(&entry.path(), &day.join(entry.file_name()));
-        }
-        // The dev set keeps its samples in enroll/<speaker>/, the demo in voice_samples/.
-        let beside = clips
-            .parent()
-            .map(|p| p.join("enroll"))
-            .filter(|p| p.is_dir());
-        let samples = beside.unwrap_or_else(|| {
-            checkout.join("demo/8f14e45f-ceea-467a-9af0-2f1a3c6a1d5e/voice_samples")
-        });
-        link(&samples, &location.join("voice_samples"));
-        Self { root }
-    }
-
-    /// One standalone run with the model of `manifest`: wall seconds and clips done. The same
-    /// in-process job `dispatcher run` runs without a broker.
-    fn run(&self, manifest: &Path, library: &Path, threads: usize, device: Device) -> (f64, usize) {
-        use adapters::local::FolderSink;
-        use engine::matching::{DecisionRules, Prior};
-        use pipeline::queue::MemoryBroker;
-        use pipeline::services::Shutdown;
-        use pipeline::services::dispatch::plan;
-        use pipeline::services::in_process::{InProcess, JobEnd};
-        use pipeline::services::reducer::ReducerService;
-        use pipeline::services::worker::WorkerService;
-        use pipeline::{ClipProcessor, ResultSink, spawn_batcher};
-        use std::sync::Arc;
-        let options = EncoderOptions {
-            threads,
-            max_batch: 64,
-            device,
-            ..EncoderOptions::default()
-        };
-        let encoders = engine::model::load_encoders(manifest, Some(library), options)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let d = encoders.speakers.manifest().decision.clone();
-        let prior = Prior {
-            rules: DecisionRules {
-                threshold: d.threshold,
-                margin: d.margin,
-            },
-            impostor_mean: d.impostor_mean,
-            impostor_sd: d.impostor_sd,
-            target_mean: d.target_mean,
-        };
-        let out = self.root.join("out");
-        let _ = std::fs::remove_dir_all(&out);
-        let (batcher, _thread) = spawn_batcher(encoders).expect("batcher");
-        let processor = ClipProcessor {
-            batcher,
-            min_utterance_ms: 1000,
-            max_clip_bytes: u64::MAX,
-        };
-        let runtime = app::service::runtime().expect("runtime");
-        let started = Instant::now();
-        let clips = runtime.block_on(async {
-            let source: Arc<dyn pipeline::source::ClipSource> =
-                Arc::new(adapters::local::LocalSource::new(&self.root));
-            let sink: Arc<dyn ResultSink> = Arc::new(FolderSink::open(&out).expect("out"));
-            let dates = pipeline::source::DateRange::parse("2025-01-01").expect("date");
-            let plan = plan(&*source, &*sink, BENCH_LOCATION, &dates, "bench", true)
-                .await
-                .expect("plan");
-            let queues = MemoryBroker::new();
-            let mut worker = WorkerService::new(
-                Arc::new(queues.clone()),
-                source,
-                Arc::new(pipeline::profile_store::MemoryProfileStore::default()),
-                None,
-                processor,
-                prior,
-                2,
-            );
-            worker.sink = Some(Arc::clone(&sink));
-            let reducer = ReducerService::new(Arc::new(queues.clone()), Arc::clone(&sink));
-            let job = InProcess {
-                queues,
-                worker: Arc::new(worker),
-                reducer,
-                sink,
-            };
-            let (_stop, shutdown) = Shutdown::manual();
-            let far = Instant::now() + std::time::Duration::from_secs(3600);
-            let (end, results) = job
-                .run(&plan, BENCH_LOCATION, &dates, far, &shutdown, |_| {})
-                .await
-                .expect("job");
-            assert!(matches!(end, JobEnd::Closed(_)), "the job did not close");
-            results.len()
-        });
-        (started.elapsed().as_secs_f64(), clips)
-    }
-}
-
-impl Drop for BenchLocation {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
 }
 
 fn best(mut f: impl FnMut()) -> f64 {
@@ -387,22 +259,32 @@ fn run_and_pool(encoder: &mut SpeakerEncoder, batch: &Partials, sums: &mut [Vec<
 }
 
 fn python_reference(root: &Path, clips: &Path, threads: usize) -> Option<serde_json::Value> {
+    let threads = threads.to_string();
+    python_script(
+        root,
+        "bench_reference.py",
+        &[
+            "--clips".as_ref(),
+            clips.as_os_str(),
+            "--threads".as_ref(),
+            threads.as_ref(),
+        ],
+    )
+}
+
+/// Runs `models/reference/<script>` with `args` and reads the one JSON object it prints; `None`
+/// (with its error) when there is no Python or it fails.
+fn python_script(root: &Path, script: &str, args: &[&OsStr]) -> Option<serde_json::Value> {
     let python = std::env::var_os("VOICE_BENCH_PYTHON")
         .map(PathBuf::from)
         .or_else(|| Some(root.join(".cache/venv/bin/python")).filter(|p| p.is_file()))?;
     let out = Command::new(&python)
-        .arg(root.join("models/reference/bench_reference.py"))
-        .arg("--clips")
-        .arg(clips)
-        .arg("--threads")
-        .arg(threads.to_string())
+        .arg(root.join("models/reference").join(script))
+        .args(args)
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!(
-            "python reference failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        eprintln!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }
     serde_json::from_slice(&out.stdout).ok()
