@@ -10,6 +10,7 @@ a location's calibration (the manifest's [decision] threshold and margin are use
 
 import argparse
 import json
+import math
 import os
 import resource
 import sys
@@ -41,7 +42,7 @@ from reference_pipeline import load_manifest, normalize_volume, partial_mels  # 
 AUDIO = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 HOP = 160  # 10 ms frames of the VAD and the votes, at 16 kHz
 MIN_RISE_DB, RISE_SHARE, MIN_SPEECH, BRIDGE, PAD = 4.0, 0.2, 20, 15, 5  # VadConfig::default
-MAX_SPEAKERS, MIN_CLUSTER, MIN_RUN, MAX_WINDOWS, MAJORITY, GAP = 4, 2, 30, 1500, 0.7, 4  # DiarizerConfig
+MAX_SPEAKERS, MIN_CLUSTER, MIN_RUN, MAX_WINDOWS, MAJORITY = 4, 2, 30, 1500, 0.7  # DiarizerConfig
 MIN_UTTERANCE_S, EDGE_TRIM_S, CORE_MIN_S = 1.0, 0.25, 0.8  # VOICE_MIN_UTTERANCE_MS, diarize, turns.rs
 MIN_SAMPLE_SPEECH_S, MIN_UNPADDED_FRAMES, BATCH = 1.0, 20, 64  # calibrate.rs, encoder.rs
 
@@ -145,15 +146,16 @@ def cluster_auto(x, one_speaker):
 
 
 def segments(emb, region_windows, change):
-    """Splits regions where a window and the one GAP on (clear of it) are least alike."""
+    """Splits regions where a window and the first one clear of it (`gap` steps on) are least alike."""
+    gap = max(math.ceil(CFG["window_samples"] / max(CFG["step_s"] * RATE, 1.0)), 1)
     seg, nxt = np.zeros(len(emb), dtype=int), 0
     for idx in region_windows:
-        sim = [cos(emb[idx[j]], emb[idx[j + GAP]]) for j in range(max(len(idx) - GAP, 0))]
+        sim = [cos(emb[idx[j]], emb[idx[j + gap]]) for j in range(max(len(idx) - gap, 0))]
         cuts = []
         for j, v in enumerate(sim):
-            local_min = all(w >= v for w in sim[max(j - GAP, 0) : j + GAP + 1])
-            if v < change and local_min and (not cuts or j + GAP // 2 >= cuts[-1] + GAP):
-                cuts.append(j + GAP // 2)
+            local_min = all(w >= v for w in sim[max(j - gap, 0) : j + gap + 1])
+            if v < change and local_min and (not cuts or j + gap // 2 >= cuts[-1] + gap):
+                cuts.append(j + gap // 2)
         for k, w in enumerate(idx):
             nxt += k in cuts
             seg[w] = nxt

@@ -12,6 +12,9 @@ use engine::model::{Device, EncoderOptions, Manifest};
 use engine::turns::speakers_with_speech;
 use pipeline::ClipResult;
 
+/// Turns shorter than this are not identified (VOICE_MIN_UTTERANCE_MS's default).
+const MIN_UTTERANCE_MS: u64 = 1000;
+
 /// The default model, CAM++ with GE2E's diarizer windows, then GE2E alone. Runs first in the
 /// bench process, so that the peak RSS read after it is the pipeline's own.
 pub fn compare(root: &Path, clips: &Path, library: &Path, threads: usize, device: Device) {
@@ -79,7 +82,7 @@ pub fn compare(root: &Path, clips: &Path, library: &Path, threads: usize, device
     }
     println!(
         "  windows/s: diarizer windows embedded per audio second; frames/s: speaker-model frames \
-         (10 ms) embedded for identification per audio second"
+         embedded for identification per audio second"
     );
     println!();
 }
@@ -93,16 +96,17 @@ fn model_work(manifest: &Path, clips: &Path, results: &[ClipResult]) -> (f64, f6
         |p| Manifest::load(&p).unwrap_or_else(|e| panic!("{e}")),
     );
     let diarizer = LocalDiarizer::for_model(&windows_manifest);
+    let frame_s = speakers.frontend.hop_length as f64 / f64::from(speakers.sample_rate);
     let mut windows = 0;
     let mut frames = 0.0;
     for result in results {
         let audio =
             decode_file(&clips.join(&result.clip), speakers.sample_rate).expect("decodable clip");
         windows += diarizer.plan(&audio).windows.len();
-        frames += speakers_with_speech(&result.turns, 1000, EDGE_TRIM_S)
+        frames += speakers_with_speech(&result.turns, MIN_UTTERANCE_MS, EDGE_TRIM_S)
             .iter()
             .flat_map(|s| &s.spans)
-            .map(|(start, end)| (end - start) * 100.0)
+            .map(|(start, end)| (end - start) / frame_s)
             .sum::<f64>();
     }
     (windows as f64, frames)
@@ -213,7 +217,7 @@ impl BenchLocation {
         let (batcher, _thread) = spawn_batcher(encoders).expect("batcher");
         let processor = ClipProcessor {
             batcher,
-            min_utterance_ms: 1000,
+            min_utterance_ms: MIN_UTTERANCE_MS,
             max_clip_bytes: u64::MAX,
         };
         let runtime = app::service::runtime().expect("runtime");

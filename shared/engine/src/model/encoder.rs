@@ -121,9 +121,8 @@ impl SpeakerEncoder {
         };
         let mut builder = Session::builder(env)
             .map_err(|e| load(e.to_string()))?
+            // Threads come from the environment's pool, shared by every session.
             .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| load(e.to_string()))?
-            .with_inter_threads(1)
             .map_err(|e| load(e.to_string()))?;
         if manifest.chunking.padding == Padding::None {
             // Every input has its own length: memory patterns, planned for repeated shapes,
