@@ -89,7 +89,7 @@ model-campplus: venv
 	$(PY) models/campplus/convert_campplus.py
 	$(PY) models/campplus/check_onnx.py --data $(DATA)
 
-## Dynamically quantised (int8) variants of the bundled models, with their speed and drift
+## int8 variants of the bundled models (dynamic; CAM++ also static), with their speed and drift
 model-int8: venv
 	$(PY) models/quantize.py --data $(DATA)
 

@@ -24,7 +24,8 @@ ap.add_argument("--enroll", type=Path, required=True, help="DIR/<employee>/*.wav
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--model", type=Path, default=ROOT / "models" / "campplus" / "campplus.toml")
 ap.add_argument("--windows-onnx", type=Path, help="ONNX file of the diarizer's windows model")
-args = ap.parse_args()
+# Imported (trunk_probe.py), the importer's own flags follow these.
+args = ap.parse_args() if __name__ == "__main__" else ap.parse_known_args()[0]
 # numpy/BLAS threads too, so both sides use the same cores.
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[var] = str(args.threads)
@@ -168,8 +169,8 @@ def nearest(e, centroids):  # Rust's max_by keeps the last of equal maxima
     return len(scores) - 1 - int(np.argmax(scores[::-1]))
 
 
-def diarize(x):
-    """diarize/mod.rs plan_samples + finish: turns (start_s, end_s, label) and the window count."""
+def plan(x):
+    """diarize/mod.rs plan_samples: speech regions, the windows over them, each region's windows."""
     regions, win = speech_regions(x), CFG["window_samples"]
     step = max(int(CFG["step_s"] * RATE), sum(e - s for s, e in regions) // MAX_WINDOWS, 1)
     windows, region_windows = [], []
@@ -178,11 +179,22 @@ def diarize(x):
         inside = [(t, t + win) for t in range(s, e - win, step)] + [(e - win, e)]
         windows += [(s, e)] if e - s <= win else inside
         region_windows.append(list(range(first, len(windows))))
+    return regions, windows, region_windows
+
+
+def diarize(x):
+    """diarize/mod.rs: turns (start_s, end_s, label) and the window count."""
+    regions, windows, region_windows = plan(x)
     if not windows:
         return [], 0
     mels = [partial_mels(levelled(x[s:e], WM), WM) for s, e in windows]  # one partial each
     batches = (run(WINDOWS, WM, np.concatenate(mels[i : i + BATCH])) for i in range(0, len(mels), BATCH))
     emb = np.array([l2(r) for out in batches for r in out])
+    return finish(x, regions, windows, region_windows, emb), len(windows)
+
+
+def finish(x, regions, windows, region_windows, emb):
+    """diarize/mod.rs finish: the turns of a clip from its windows' embeddings."""
     # Cluster speaker-homogeneous segments (pooled windows), then windows move to the centroids.
     seg = segments(emb, region_windows, CFG["change_similarity"])
     pooled = np.array([emb[seg == r].sum(0) for r in range(seg.max() + 1)])
@@ -213,7 +225,7 @@ def diarize(x):
         for a, b in runs_of(fl):
             t0, t1 = (min((fs + f) * HOP, len(x)) / RATE for f in (a, b))
             turns.append((max(t0, s / RATE), min(t1, e / RATE), chr(65 + int(fl[a]))))
-    return turns, len(windows)
+    return turns
 
 
 def runs_of(fl):
@@ -282,57 +294,75 @@ def decide(speakers, rules):
     return max(kept)[2] if kept else "unknown"
 
 
-MODEL = load_manifest(args.model)
-RATE = MODEL["sample_rate"]
-windows_model = MODEL.get("diarizer", {}).get("model")
-WM = load_manifest(MODEL["_dir"] / windows_model) if windows_model else MODEL
-d = WM.get("diarizer", {})  # DiarizerConfig::for_model: the windows model's [diarizer] over the defaults
-CFG = {"window_samples": d["window_frames"] * WM["frontend"]["hop_length"] if "window_frames" in d else 25600,
-       "step_s": d.get("step_s", 0.4), "change_similarity": d.get("change_similarity", 0.78),
-       "one_speaker_similarity": d.get("one_speaker_similarity", 0.9)}
-two = WM is not MODEL or args.windows_onnx is not None
-# Python has no shared pool: two spinning sessions measured 15.0 s against 12.4 s not spinning.
-SPEAKERS = session(MODEL, spinning=not two)
-WINDOWS = session(WM, args.windows_onnx, spinning=not two) if two else SPEAKERS
-# Warm-up, outside the timings: librosa's lazy imports, onnxruntime's arenas.
-run(WINDOWS, WM, np.concatenate([partial_mels(np.zeros(CFG["window_samples"], np.float32), WM)] * BATCH))
+def setup(model=None):
+    """Loads the models and sessions the functions above read (module globals), warmed up."""
+    global MODEL, RATE, WM, CFG, SPEAKERS, WINDOWS
+    MODEL = load_manifest(model or args.model)
+    RATE = MODEL["sample_rate"]
+    windows_model = MODEL.get("diarizer", {}).get("model")
+    WM = load_manifest(MODEL["_dir"] / windows_model) if windows_model else MODEL
+    d = WM.get("diarizer", {})  # DiarizerConfig::for_model: the windows model's [diarizer] over the defaults
+    CFG = {"window_samples": d["window_frames"] * WM["frontend"]["hop_length"] if "window_frames" in d else 25600,
+           "step_s": d.get("step_s", 0.4), "change_similarity": d.get("change_similarity", 0.78),
+           "one_speaker_similarity": d.get("one_speaker_similarity", 0.9)}
+    two = WM is not MODEL or args.windows_onnx is not None
+    # Python has no shared pool: two spinning sessions measured 15.0 s against 12.4 s not spinning.
+    SPEAKERS = session(MODEL, spinning=not two)
+    WINDOWS = session(WM, args.windows_onnx, spinning=not two) if two else SPEAKERS
+    # Warm-up, outside the timings: librosa's lazy imports, onnxruntime's arenas.
+    run(WINDOWS, WM, np.concatenate([partial_mels(np.zeros(CFG["window_samples"], np.float32), WM)] * BATCH))
 
-t0, PROFILES = time.perf_counter(), {}
-for who in sorted(p for p in args.enroll.iterdir() if p.is_dir()):
-    samples = [decode(f) for f in sorted(who.iterdir()) if f.suffix.lower() in AUDIO]
-    # Every sample is embedded; calibrate.rs then leaves out those with under a second of speech.
-    embs = [(embed([x])[0], sum(e - s for s, e in speech_regions(x)) / RATE) for x in samples]
-    if embs := [e for e, speech_s in embs if e is not None and speech_s >= MIN_SAMPLE_SPEECH_S]:
-        PROFILES[who.name] = l2(np.sum(embs, axis=0))
-enroll_s = time.perf_counter() - t0
-print(f"enrolled {len(PROFILES)} employees in {enroll_s:.1f} s", file=sys.stderr)
 
-files = sorted(p for p in args.clips.iterdir() if p.suffix.lower() in AUDIO)
-stats = dict.fromkeys(("audio_s", "decode_s", "diarize_s", "identify_s", "windows", "speaker_frames"), 0)
-decisions = {}
-t_loop = time.perf_counter()
-for i, f in enumerate(files):
-    t = time.perf_counter()
-    x = decode(f)
-    t1 = time.perf_counter()
-    turns, n_windows = diarize(x)
-    t2 = time.perf_counter()
-    speakers = []
-    for speech_s, spans in speakers_with_speech(turns):
-        e, n = embed([x[span(a, len(x)) : max(span(a, len(x)), span(b, len(x)))] for a, b in spans])
-        stats["speaker_frames"] += n
-        if e is not None:
-            speakers.append((speech_s, e))
-    decisions[f.stem] = decide(speakers, MODEL["decision"]) if PROFILES else "unknown"
-    t3 = time.perf_counter()
-    for k, v in zip(("audio_s", "decode_s", "diarize_s", "identify_s", "windows"),
-                    (len(x) / RATE, t1 - t, t2 - t1, t3 - t2, n_windows)):
-        stats[k] += v
-    if (i + 1) % 10 == 0:
-        print(f"{i + 1}/{len(files)} clips", file=sys.stderr)
-wall_s = time.perf_counter() - t_loop
+def enroll(root):
+    """The employees' profiles from root/<employee>/*: every sample embedded, as calibrate.rs keeps them."""
+    global PROFILES
+    PROFILES = {}
+    for who in sorted(p for p in root.iterdir() if p.is_dir()):
+        samples = [decode(f) for f in sorted(who.iterdir()) if f.suffix.lower() in AUDIO]
+        # calibrate.rs leaves out the samples with under a second of speech.
+        embs = [(embed([x])[0], sum(e - s for s, e in speech_regions(x)) / RATE) for x in samples]
+        if embs := [e for e, speech_s in embs if e is not None and speech_s >= MIN_SAMPLE_SPEECH_S]:
+            PROFILES[who.name] = l2(np.sum(embs, axis=0))
+    return PROFILES
 
-out = {"clips": len(files), "audio_s": stats.pop("audio_s"), "enroll_s": enroll_s, "wall_s": wall_s, **stats}
-out["windows_per_audio_s"] = out["windows"] / max(out["audio_s"], 1e-9)
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-print(json.dumps({**{k: round(v, 3) for k, v in out.items()}, "decisions": decisions}))
+
+def main():
+    setup()
+    t0 = time.perf_counter()
+    enroll(args.enroll)
+    enroll_s = time.perf_counter() - t0
+    print(f"enrolled {len(PROFILES)} employees in {enroll_s:.1f} s", file=sys.stderr)
+
+    files = sorted(p for p in args.clips.iterdir() if p.suffix.lower() in AUDIO)
+    stats = dict.fromkeys(("audio_s", "decode_s", "diarize_s", "identify_s", "windows", "speaker_frames"), 0)
+    decisions = {}
+    t_loop = time.perf_counter()
+    for i, f in enumerate(files):
+        t = time.perf_counter()
+        x = decode(f)
+        t1 = time.perf_counter()
+        turns, n_windows = diarize(x)
+        t2 = time.perf_counter()
+        speakers = []
+        for speech_s, spans in speakers_with_speech(turns):
+            e, n = embed([x[span(a, len(x)) : max(span(a, len(x)), span(b, len(x)))] for a, b in spans])
+            stats["speaker_frames"] += n
+            if e is not None:
+                speakers.append((speech_s, e))
+        decisions[f.stem] = decide(speakers, MODEL["decision"]) if PROFILES else "unknown"
+        t3 = time.perf_counter()
+        for k, v in zip(("audio_s", "decode_s", "diarize_s", "identify_s", "windows"),
+                        (len(x) / RATE, t1 - t, t2 - t1, t3 - t2, n_windows)):
+            stats[k] += v
+        if (i + 1) % 10 == 0:
+            print(f"{i + 1}/{len(files)} clips", file=sys.stderr)
+    wall_s = time.perf_counter() - t_loop
+
+    out = {"clips": len(files), "audio_s": stats.pop("audio_s"), "enroll_s": enroll_s, "wall_s": wall_s, **stats}
+    out["windows_per_audio_s"] = out["windows"] / max(out["audio_s"], 1e-9)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({**{k: round(v, 3) for k, v in out.items()}, "decisions": decisions}))
+
+
+if __name__ == "__main__":
+    main()

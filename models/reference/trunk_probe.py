@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Would one CAM++ pass serve both the diarizer and identification? DER and accuracy on one set.
+
+The default pipeline embeds the diarizer's windows with GE2E and then every speaker's turn cores
+with CAM++. This probe cuts CAM++ at its statistics pooling: the frame-level trunk (features ->
+`out_nonlinear`, [1, 512, frames / 2]) runs once over each speech region, in pieces of --chunk-s
+seconds (CAM++'s context-aware masking averages over its whole input, so a region's speakers
+blur into each other without pieces), and the head (mean and standard deviation over time, then
+the `dense` Gemm, then L2) pools those columns, for each diarizer window and for each speaker's
+turn cores. Everything else is pipeline_reference.py's: VAD, windows, clustering, turns, decision.
+
+Printed for the set, one line each (DER with a 0.25 s collar; accuracy open-set, over all clips):
+  today:      GE2E windows, CAM++ over each speaker's joined turn cores;
+  trunk:      trunk windows, speakers pooled from the same trunk columns (one CAM++ pass);
+  trunk+cam:  trunk windows, CAM++ over the joined turn cores again (two passes);
+and the seconds each model pass took. No calibration: --threshold stands for the one a
+location's samples would give (`dispatcher eval` prints it, the channel tables list it).
+
+Usage: trunk_probe.py --clips SET/clips --enroll SET/enroll [--chunk-s 1.6] [--change 0.4]
+                      [--one-speaker 0.65] [--threshold 0.5]
+"""
+
+import argparse
+import csv
+import math
+import time
+from pathlib import Path
+
+import pipeline_reference as pr  # parses --clips, --enroll, --threads, sets the BLAS threads
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+from onnx.utils import extract_model
+from scipy.optimize import linear_sum_assignment
+
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("--chunk-s", type=float, default=1.6, help="trunk piece length; 0: whole regions")
+ap.add_argument("--change", type=float, default=0.4, help="change similarity on CAM++'s scale")
+ap.add_argument("--one-speaker", type=float, default=0.65, help="one-speaker similarity, CAM++'s scale")
+ap.add_argument("--threshold", type=float, default=0.5)
+ap.add_argument("--margin", type=float, default=0.05)
+ap.add_argument("--trunk-onnx", type=Path, default=pr.ROOT / ".cache" / "campplus-trunk.onnx")
+opt = ap.parse_known_args()[0]
+
+HOP, WIN = pr.HOP, 400  # CAM++'s fbank: 10 ms hop, 25 ms window, snip edges
+CAMPP = pr.ROOT / "models" / "campplus" / "campplus.onnx"
+
+
+def trunk_session():
+    if not opt.trunk_onnx.is_file():
+        opt.trunk_onnx.parent.mkdir(parents=True, exist_ok=True)
+        extract_model(str(CAMPP), str(opt.trunk_onnx), ["feats"], ["out_nonlinear"])
+    o = ort.SessionOptions()
+    o.intra_op_num_threads, o.inter_op_num_threads = pr.args.threads, 1
+    o.enable_mem_pattern = False  # inputs vary in length
+    return ort.InferenceSession(str(opt.trunk_onnx), o, providers=["CPUExecutionProvider"])
+
+
+TRUNK = trunk_session()
+INIT = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(CAMPP)).graph.initializer}
+DENSE_W, DENSE_B = INIT["dense.w"].astype(np.float64), INIT["dense.b"].astype(np.float64)
+
+
+def head(cols):
+    """CAM++ after `out_nonlinear`: mean and unbiased standard deviation over time, Gemm, L2."""
+    n, mean = cols.shape[1], cols.mean(1)
+    std = np.sqrt(((cols - mean[:, None]) ** 2).sum(1) / max(n - 1, 1))
+    return pr.l2(DENSE_W @ np.concatenate([mean, std]) + DENSE_B)
+
+
+def region_columns(x, rs, re_):
+    """Trunk columns of one speech region and the sample each is centred on."""
+    size = int(opt.chunk_s * pr.RATE) or (re_ - rs)
+    starts = list(range(rs, re_, size))
+    if len(starts) > 1 and re_ - starts[-1] < size // 2:  # a short tail joins the piece before it
+        starts.pop()
+    cols, centres = [], []
+    for k, a in enumerate(starts):
+        b = starts[k + 1] if k + 1 < len(starts) else re_
+        if b - a < WIN + 4 * HOP:
+            continue
+        mel = pr.fbank.log_mel(x[a:b])
+        out = TRUNK.run(None, {"feats": (mel - mel.mean(0))[None].astype(np.float32)})[0][0]
+        cols.append(out.astype(np.float64))
+        centres.append(a + WIN // 2 + HOP // 2 + np.arange(out.shape[1]) * 2 * HOP)
+    if not cols:
+        return np.zeros((512, 0)), np.zeros(0)
+    return np.concatenate(cols, 1), np.concatenate(centres)
+
+
+def columns_in(region, s, e):
+    cols, centres = region
+    inside = (centres >= s) & (centres < e)
+    if not inside.any() and len(centres):
+        inside = np.abs(centres - (s + e) / 2) == np.abs(centres - (s + e) / 2).min()
+    return cols[:, inside]
+
+
+def pooled_speakers(x, groups, regions, columns):
+    out = []
+    for speech_s, spans in groups:
+        parts = []
+        for a, b in spans:
+            s, e = pr.span(a, len(x)), pr.span(b, len(x))
+            for (rs, re_), region in zip(regions, columns):
+                lo, hi = max(s, rs), min(e, re_)
+                if hi > lo and ((region[1] >= lo) & (region[1] < hi)).any():
+                    parts.append(columns_in(region, lo, hi))
+        if parts and sum(p.shape[1] for p in parts) >= pr.MIN_UNPADDED_FRAMES // 2:
+            out.append((speech_s, head(np.concatenate(parts, 1))))
+    return out
+
+
+def joined_speakers(x, groups):
+    out = []
+    for speech_s, spans in groups:
+        e, _ = pr.embed([x[pr.span(a, len(x)) : max(pr.span(a, len(x)), pr.span(b, len(x)))] for a, b in spans])
+        if e is not None:
+            out.append((speech_s, e))
+    return out
+
+
+def der(ref, hyp, collar=0.25):
+    """eval/der.rs: scored reference seconds and errors, on 10 ms frames, best one-to-one mapping."""
+    frames = int(math.ceil(max([t[1] for t in ref + hyp] + [0]) / 0.01)) + 1
+
+    def activity(turns):
+        names = sorted({t[2] for t in turns})
+        act = np.zeros((len(names), frames), bool)
+        for t0, t1, who in turns:
+            lo, hi = int(round(t0 / 0.01)), min(int(round(t1 / 0.01)), frames)
+            act[names.index(who), min(lo, hi) : hi] = True
+        return act
+
+    scored = np.ones(frames, bool)
+    for t in ref:
+        for edge in t[:2]:
+            scored[max(math.floor((edge - collar) / 0.01), 0) : min(math.ceil((edge + collar) / 0.01), frames)] = False
+    r, h = activity(ref)[:, scored], activity(hyp)[:, scored]
+    overlap = h.astype(int) @ r.T.astype(int)
+    rows, cols = linear_sum_assignment(-overlap) if len(h) and len(r) else ([], [])
+    n_ref, n_hyp = r.sum(0), h.sum(0) if len(h) else np.zeros(r.shape[1], int)
+    errors = np.abs(n_ref - n_hyp).sum() + np.minimum(n_ref, n_hyp).sum() - overlap[rows, cols].sum()
+    return n_ref.sum(), errors
+
+
+def reference_turns(row):
+    out = []
+    for part in row["segments"].split(";"):
+        times, who = part.split(":")
+        a, b = times.split("-")
+        out.append((float(a), float(b), who))
+    return out
+
+
+def main():
+    pr.setup()
+    ge2e_cfg = dict(pr.CFG)
+    trunk_cfg = {**ge2e_cfg, "change_similarity": opt.change, "one_speaker_similarity": opt.one_speaker}
+    pr.enroll(pr.args.enroll)
+    rules = {"threshold": opt.threshold, "margin": opt.margin}
+    labels = {r["clip"]: r for r in csv.DictReader(open(pr.args.clips.parent / "labels.csv"))}
+    seconds = dict.fromkeys(("ge2e windows", "cam++ trunk", "cam++ joined cores"), 0.0)
+    kinds, modes = ("today", "trunk", "trunk+cam"), ("own", "labelled")
+    der_sums = {k: [0, 0] for k in kinds}
+    said_right = {(k, m): [0, 0, 0] for k in kinds for m in modes}  # right, wrong names, false accepts
+    files = sorted(p for p in pr.args.clips.iterdir() if p.suffix.lower() in pr.AUDIO)
+    for f in files:
+        x, row = pr.decode(f), labels[f.stem]
+        truth = "unknown" if row["employee"] == "none" else row["employee"]
+        ref = reference_turns(row)
+        regions, windows, region_windows = pr.plan(x)
+        t0 = time.perf_counter()
+        ge2e_turns = pr.diarize(x)[0]
+        t1 = time.perf_counter()
+        columns = [region_columns(x, s, e) for s, e in regions]
+        seconds["ge2e windows"] += t1 - t0
+        seconds["cam++ trunk"] += time.perf_counter() - t1
+        trunk_turns = []
+        if windows:
+            emb = np.array([head(columns_in(columns[i], *windows[w]))
+                            for i, ws in enumerate(region_windows) for w in ws])
+            pr.CFG.update(trunk_cfg)
+            trunk_turns = pr.finish(x, regions, windows, region_windows, emb)
+            pr.CFG.update(ge2e_cfg)
+        for kind, turns in (("today", ge2e_turns), ("trunk", trunk_turns), ("trunk+cam", trunk_turns)):
+            scored, errors = der(ref, turns)
+            der_sums[kind][0] += scored
+            der_sums[kind][1] += errors
+            for mode, tt in (("own", turns), ("labelled", ref)):
+                groups = list(pr.speakers_with_speech(tt))
+                t2 = time.perf_counter()
+                speakers = pooled_speakers(x, groups, regions, columns) if kind == "trunk" else joined_speakers(x, groups)
+                if kind == "today" and mode == "own":
+                    seconds["cam++ joined cores"] += time.perf_counter() - t2
+                said = pr.decide(speakers, rules) if pr.PROFILES else "unknown"
+                tally = said_right[kind, mode]
+                tally[0] += said == truth
+                tally[1] += said not in (truth, "unknown") and truth != "unknown"
+                tally[2] += truth == "unknown" and said != "unknown"
+    n = len(files)
+    print(f"{pr.args.clips.parent.name}: {n} clips, chunk {opt.chunk_s} s, change {opt.change}, "
+          f"one speaker {opt.one_speaker}, threshold {opt.threshold}")
+    for kind in kinds:
+        scored, errors = der_sums[kind]
+        cells = "  ".join(f"{m} {100 * said_right[kind, m][0] / n:5.1f} % (wrong {said_right[kind, m][1]}, "
+                          f"false accepts {said_right[kind, m][2]})" for m in modes)
+        print(f"  {kind:<10} DER {100 * errors / max(scored, 1):5.1f} %  {cells}")
+    print("  model seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
+
+
+if __name__ == "__main__":
+    main()
