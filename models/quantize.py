@@ -23,7 +23,7 @@ Measured on a 2-core Xeon with AVX-512 VNNI and AMX, 2 threads: GE2E dynamic run
 its embeddings move (median cosine 0.45; with the first LSTM left in float they hold at 0.99 and
 gain nothing). CAM++ dynamic turns its convolutions into ConvInteger, 3-4x slower than float
 (median cosine 0.96, worst 0.47). CAM++ static runs 1.4x (one clip an input) to 2x (this
-script's batches) faster, median cosine 0.99, worst 0.94, and the pipeline 1.1x; nine cells of
+script's batches) faster, median cosine 0.99, worst 0.94, and the pipeline 1.1x; eight cells of
 the channel tables move, three of them down by one clip. Its uint8 x int8 dot products saturate
 on x86 CPUs without VNNI, so its accuracy would depend on the machine it runs on.
 """
