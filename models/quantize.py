@@ -22,10 +22,10 @@ none does (README "Speed").
 Measured on a 2-core Xeon with AVX-512 VNNI and AMX, 2 threads: GE2E dynamic runs 2.5x faster, but
 its embeddings move (median cosine 0.45; with the first LSTM left in float they hold at 0.99 and
 gain nothing). CAM++ dynamic turns its convolutions into ConvInteger, 3-4x slower than float
-(median cosine 0.96, worst 0.47). CAM++ static runs 1.4x (one clip an input) to 2x (this
-script's batches) faster, median cosine 0.99, worst 0.94, and the pipeline 1.1x; eight cells of
-the channel tables move, three of them down by one clip. Its uint8 x int8 dot products saturate
-on x86 CPUs without VNNI, so its accuracy would depend on the machine it runs on.
+(median cosine 0.96, worst 0.47). CAM++ static runs 1.4-2x faster (it varies from run to run
+on that VM), median cosine 0.99, worst 0.94, and the pipeline 1.1x; eight cells of the channel
+tables move, three of them down by one clip. Its uint8 x int8 dot products saturate on x86 CPUs
+without VNNI, so its accuracy would depend on the machine it runs on.
 """
 
 import argparse
@@ -48,6 +48,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 HERE = Path(__file__).resolve().parent
 MODELS = {"ge2e": HERE / "ge2e/ge2e.toml", "campplus": HERE / "campplus/campplus.toml"}
+sys.path[:0] = [str(HERE / "campplus"), str(HERE / "reference")]  # fbank, reference_pipeline
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:
@@ -59,8 +60,6 @@ def session(path: Path, threads: int) -> ort.InferenceSession:
 
 def batches(manifest: dict, clips: Path, limit: int) -> list:
     """Feature batches of real speech in the model's input shape (64 partials of its length)."""
-    sys.path.insert(0, str(HERE / "campplus"))
-    sys.path.insert(0, str(HERE / "reference"))
     import fbank
     import reference_pipeline as ref
 
@@ -88,7 +87,6 @@ class EnrollmentReader(CalibrationDataReader):
     """CAM++ features of the enrollment samples, 3 s of each (MinMax needs one input shape)."""
 
     def __init__(self, enroll: Path, frames: int = 300):
-        sys.path.insert(0, str(HERE / "campplus"))
         import fbank
 
         feats = (fbank.features(fbank.read_wav(w)) for w in sorted(enroll.glob("*/*.wav")))

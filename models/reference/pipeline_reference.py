@@ -187,18 +187,25 @@ def diarize(x):
     regions, windows, region_windows = plan(x)
     if not windows:
         return [], 0
-    mels = [partial_mels(levelled(x[s:e], WM), WM) for s, e in windows]  # one partial each
+    return finish(x, regions, windows, region_windows, embed_windows(x, windows)), len(windows)
+
+
+def embed_windows(x, windows):
+    """The windows model's embedding of each window, one partial each, in batches."""
+    mels = [partial_mels(levelled(x[s:e], WM), WM) for s, e in windows]
     batches = (run(WINDOWS, WM, np.concatenate(mels[i : i + BATCH])) for i in range(0, len(mels), BATCH))
-    emb = np.array([l2(r) for out in batches for r in out])
-    return finish(x, regions, windows, region_windows, emb), len(windows)
+    return np.array([l2(r) for out in batches for r in out])
 
 
-def finish(x, regions, windows, region_windows, emb):
-    """diarize/mod.rs finish: the turns of a clip from its windows' embeddings."""
+def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=None):
+    """diarize/mod.rs finish: the turns of a clip from its windows' embeddings. The similarities
+    default to the windows model's; embeddings on another model's scale bring their own."""
+    change = CFG["change_similarity"] if change is None else change
+    one_speaker = CFG["one_speaker_similarity"] if one_speaker is None else one_speaker
     # Cluster speaker-homogeneous segments (pooled windows), then windows move to the centroids.
-    seg = segments(emb, region_windows, CFG["change_similarity"])
+    seg = segments(emb, region_windows, change)
     pooled = np.array([emb[seg == r].sum(0) for r in range(seg.max() + 1)])
-    labels = cluster_auto(pooled, CFG["one_speaker_similarity"])[seg]
+    labels = cluster_auto(pooled, one_speaker)[seg]
     counts = np.bincount(labels)
     big = [l for l in range(len(counts)) if counts[l] >= MIN_CLUSTER]
     if big and len(big) < len(counts):  # too few windows: overlap or noise, folded into the nearest
@@ -294,10 +301,10 @@ def decide(speakers, rules):
     return max(kept)[2] if kept else "unknown"
 
 
-def setup(model=None):
+def setup():
     """Loads the models and sessions the functions above read (module globals), warmed up."""
     global MODEL, RATE, WM, CFG, SPEAKERS, WINDOWS
-    MODEL = load_manifest(model or args.model)
+    MODEL = load_manifest(args.model)
     RATE = MODEL["sample_rate"]
     windows_model = MODEL.get("diarizer", {}).get("model")
     WM = load_manifest(MODEL["_dir"] / windows_model) if windows_model else MODEL
@@ -323,7 +330,6 @@ def enroll(root):
         embs = [(embed([x])[0], sum(e - s for s, e in speech_regions(x)) / RATE) for x in samples]
         if embs := [e for e, speech_s in embs if e is not None and speech_s >= MIN_SAMPLE_SPEECH_S]:
             PROFILES[who.name] = l2(np.sum(embs, axis=0))
-    return PROFILES
 
 
 def main():

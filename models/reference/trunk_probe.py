@@ -23,6 +23,7 @@ Usage: trunk_probe.py --clips SET/clips --enroll SET/enroll [--chunk-s 1.6] [--c
 import argparse
 import csv
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +42,6 @@ ap.add_argument("--change", type=float, default=0.4, help="change similarity on 
 ap.add_argument("--one-speaker", type=float, default=0.65, help="one-speaker similarity, CAM++'s scale")
 ap.add_argument("--threshold", type=float, default=0.5)
 ap.add_argument("--margin", type=float, default=0.05)
-ap.add_argument("--trunk-onnx", type=Path, default=pr.ROOT / ".cache" / "campplus-trunk.onnx")
 opt = ap.parse_known_args()[0]
 
 HOP, WIN = pr.HOP, 400  # CAM++'s fbank: 10 ms hop, 25 ms window, snip edges
@@ -49,13 +49,14 @@ CAMPP = pr.ROOT / "models" / "campplus" / "campplus.onnx"
 
 
 def trunk_session():
-    if not opt.trunk_onnx.is_file():
-        opt.trunk_onnx.parent.mkdir(parents=True, exist_ok=True)
-        extract_model(str(CAMPP), str(opt.trunk_onnx), ["feats"], ["out_nonlinear"])
+    """CAM++ up to `out_nonlinear`, cut from the bundled graph each run (a second)."""
     o = ort.SessionOptions()
     o.intra_op_num_threads, o.inter_op_num_threads = pr.args.threads, 1
     o.enable_mem_pattern = False  # inputs vary in length
-    return ort.InferenceSession(str(opt.trunk_onnx), o, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory() as tmp:
+        trunk = Path(tmp) / "campplus-trunk.onnx"
+        extract_model(str(CAMPP), str(trunk), ["feats"], ["out_nonlinear"])
+        return ort.InferenceSession(str(trunk), o, providers=["CPUExecutionProvider"])
 
 
 TRUNK = trunk_session()
@@ -140,8 +141,8 @@ def der(ref, hyp, collar=0.25):
             scored[max(math.floor((edge - collar) / 0.01), 0) : min(math.ceil((edge + collar) / 0.01), frames)] = False
     r, h = activity(ref)[:, scored], activity(hyp)[:, scored]
     overlap = h.astype(int) @ r.T.astype(int)
-    rows, cols = linear_sum_assignment(-overlap) if len(h) and len(r) else ([], [])
-    n_ref, n_hyp = r.sum(0), h.sum(0) if len(h) else np.zeros(r.shape[1], int)
+    rows, cols = linear_sum_assignment(-overlap)
+    n_ref, n_hyp = r.sum(0), h.sum(0)
     errors = np.abs(n_ref - n_hyp).sum() + np.minimum(n_ref, n_hyp).sum() - overlap[rows, cols].sum()
     return n_ref.sum(), errors
 
@@ -157,8 +158,6 @@ def reference_turns(row):
 
 def main():
     pr.setup()
-    ge2e_cfg = dict(pr.CFG)
-    trunk_cfg = {**ge2e_cfg, "change_similarity": opt.change, "one_speaker_similarity": opt.one_speaker}
     pr.enroll(pr.args.enroll)
     rules = {"threshold": opt.threshold, "margin": opt.margin}
     labels = {r["clip"]: r for r in csv.DictReader(open(pr.args.clips.parent / "labels.csv"))}
@@ -173,7 +172,7 @@ def main():
         ref = reference_turns(row)
         regions, windows, region_windows = pr.plan(x)
         t0 = time.perf_counter()
-        ge2e_turns = pr.diarize(x)[0]
+        ge2e_turns = pr.finish(x, regions, windows, region_windows, pr.embed_windows(x, windows)) if windows else []
         t1 = time.perf_counter()
         columns = [region_columns(x, s, e) for s, e in regions]
         seconds["ge2e windows"] += t1 - t0
@@ -182,20 +181,26 @@ def main():
         if windows:
             emb = np.array([head(columns_in(columns[i], *windows[w]))
                             for i, ws in enumerate(region_windows) for w in ws])
-            pr.CFG.update(trunk_cfg)
-            trunk_turns = pr.finish(x, regions, windows, region_windows, emb)
-            pr.CFG.update(ge2e_cfg)
+            trunk_turns = pr.finish(x, regions, windows, region_windows, emb, opt.change, opt.one_speaker)
+        ref_groups = list(pr.speakers_with_speech(ref))
+        t2 = time.perf_counter()
+        today_own = joined_speakers(x, list(pr.speakers_with_speech(ge2e_turns)))
+        seconds["cam++ joined cores"] += time.perf_counter() - t2
+        joined_ref = joined_speakers(x, ref_groups)  # the labelled turns' speakers, as today
+        speakers = {
+            ("today", "own"): today_own,
+            ("today", "labelled"): joined_ref,
+            ("trunk", "own"): pooled_speakers(x, list(pr.speakers_with_speech(trunk_turns)), regions, columns),
+            ("trunk", "labelled"): pooled_speakers(x, ref_groups, regions, columns),
+            ("trunk+cam", "own"): joined_speakers(x, list(pr.speakers_with_speech(trunk_turns))),
+            ("trunk+cam", "labelled"): joined_ref,
+        }
         for kind, turns in (("today", ge2e_turns), ("trunk", trunk_turns), ("trunk+cam", trunk_turns)):
             scored, errors = der(ref, turns)
             der_sums[kind][0] += scored
             der_sums[kind][1] += errors
-            for mode, tt in (("own", turns), ("labelled", ref)):
-                groups = list(pr.speakers_with_speech(tt))
-                t2 = time.perf_counter()
-                speakers = pooled_speakers(x, groups, regions, columns) if kind == "trunk" else joined_speakers(x, groups)
-                if kind == "today" and mode == "own":
-                    seconds["cam++ joined cores"] += time.perf_counter() - t2
-                said = pr.decide(speakers, rules) if pr.PROFILES else "unknown"
+            for mode in modes:
+                said = pr.decide(speakers[kind, mode], rules) if pr.PROFILES else "unknown"
                 tally = said_right[kind, mode]
                 tally[0] += said == truth
                 tally[1] += said not in (truth, "unknown") and truth != "unknown"
