@@ -261,6 +261,7 @@ class _Graph:
         self.state = state
         self.nodes, self.inits = [], []
         self.names = set()
+        self.shared = {}
 
     def name(self, base):
         n, i = base, 1
@@ -315,10 +316,10 @@ class _Graph:
         return self.op("Slice", [x, self.shared_const("start0", [0]), frames_1d, self.shared_const("axis2", [2])], out)
 
     def shared_const(self, name, values):
-        """An int64 constant made once and shared by every node that names it."""
-        if name not in self.names:
-            self.const(name, np.array(values, dtype=np.int64))
-        return name
+        """An int64 constant made once and shared by every node that asks for it by `name`."""
+        if name not in self.shared:
+            self.shared[name] = self.const(name, np.array(values, dtype=np.int64))
+        return self.shared[name]
 
     def bn_relu(self, x, bn, out):
         """Pre-activation BatchNorm1d + ReLU on [B, C, T] as a per-channel Mul, Add, Relu."""
@@ -365,7 +366,7 @@ def build_model(state: dict):
     frames = g.op(
         "Gather", [g.op("Shape", [x], "tdnn.shape"), g.const("idx2", np.array(2, dtype=np.int64))], "tdnn.frames"
     )
-    frames_1d = g.op("Unsqueeze", [frames, g.const("axis0", np.array([0], dtype=np.int64))], "tdnn.frames_1d")
+    frames_1d = g.op("Unsqueeze", [frames, g.shared_const("axis0", [0])], "tdnn.frames_1d")
 
     channels = INIT_CHANNELS
     for b, (n_layers, k, d) in enumerate(BLOCKS, start=1):
