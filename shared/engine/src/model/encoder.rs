@@ -123,6 +123,9 @@ impl SpeakerEncoder {
             .map_err(|e| load(e.to_string()))?
             // Threads come from the environment's pool, shared by every session.
             .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| load(e.to_string()))?
+            // So does the CPU arena (see [`super::runtime::environment`]).
+            .with_env_allocators()
             .map_err(|e| load(e.to_string()))?;
         if manifest.chunking.padding == Padding::None {
             // Every input has its own length: memory patterns, planned for repeated shapes,

@@ -1,7 +1,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use ort::AsPointer;
 use ort::environment::{Environment, GlobalThreadPoolOptions};
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 
 /// The ONNX Runtime release the project is built and tested against (`api-31`).
 pub const ORT_VERSION: &str = "1.31.1";
@@ -53,7 +55,7 @@ pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf, RuntimeError> {
 }
 
 /// The process's ONNX Runtime environment, loading the library on first use, with one intra-op
-/// thread pool of `threads` that every session shares.
+/// thread pool of `threads` and one CPU arena that every session shares.
 ///
 /// One shared pool lets its threads spin between runs: with a pool per session, the idle
 /// model's spinning threads took the cores from the running one (measured on the dev clips
@@ -90,5 +92,33 @@ pub fn environment(
         .with_global_thread_pool(pool)
         .build()
         .map_err(|e| RuntimeError::Environment(e.to_string()))?;
+    share_cpu_arena(&env).map_err(|e| RuntimeError::Environment(e.to_string()))?;
     Ok(ENV.get_or_init(|| env))
+}
+
+/// Registers one CPU arena with the environment, for every session that opts in
+/// (`with_env_allocators`) in place of an arena of its own.
+///
+/// Each arena keeps what its session's largest run needed; with one per session, the process
+/// held the sum of both models' largest runs (CAM++'s on a 15 s input, GE2E's on a full batch)
+/// although the two never need it at once. Measured in ONNX Runtime alone on CAM++ and GE2E
+/// inputs of the dev clips' sizes: peak RSS 169 MiB shared against 217 MiB one arena each.
+fn share_cpu_arena(env: &Environment) -> ort::Result<()> {
+    let info = MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Arena,
+        MemoryType::Default,
+    )?;
+    // SAFETY: the environment and the memory info are alive for the call, which copies what it
+    // keeps of them; a null arena configuration asks for ONNX Runtime's default arena. The
+    // status is either null or one the call created, owned and released by `result_from_status`.
+    unsafe {
+        let status = (ort::api().CreateAndRegisterAllocator)(
+            env.ptr().cast_mut(),
+            info.ptr(),
+            std::ptr::null(),
+        );
+        ort::Error::result_from_status(status)
+    }
 }
