@@ -3,7 +3,7 @@
 //! embeddings are computed once per clip, by the model whose manifest `MODEL` names (default
 //! GE2E), with its `[diarizer]` windows.
 //!
-//! `MODEL=models/campplus/campplus.toml cargo run --release -p shared --example tune_diarizer -- \
+//! `MODEL=models/campplus/campplus.toml cargo run --release -p engine --example tune_diarizer -- \
 //!     DIR --one 0.7,0.8 --change 0.4,0.5`
 //!
 //! VAD_SHARE / VAD_RISE / VAD_BRIDGE override the speech detector for the sweep.
@@ -31,7 +31,7 @@ fn main() {
         eprintln!("usage: tune_diarizer DIR [--one S,...] [--change S,...]");
         std::process::exit(2);
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let model = std::env::var("MODEL").map_or_else(
         |_| root.join("models/ge2e/ge2e.toml"),
         |m| root.join(PathBuf::from(m)),
