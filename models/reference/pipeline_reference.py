@@ -197,15 +197,25 @@ def embed_windows(x, windows):
     return np.array([l2(r) for out in batches for r in out])
 
 
-def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=None):
+def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=None, tree_windows=1):
     """diarize/mod.rs finish: the turns of a clip from its windows' embeddings. The similarities
-    default to the windows model's; embeddings on another model's scale bring their own."""
+    default to the windows model's; embeddings on another model's scale bring their own.
+    Segments of fewer than `tree_windows` windows stay out of the clustering and join the nearest
+    cluster after it (cluster_probe.py); Rust has no such step, the default 1 leaves none out."""
     change = CFG["change_similarity"] if change is None else change
     one_speaker = CFG["one_speaker_similarity"] if one_speaker is None else one_speaker
     # Cluster speaker-homogeneous segments (pooled windows), then windows move to the centroids.
     seg = segments(emb, region_windows, change)
     pooled = np.array([emb[seg == r].sum(0) for r in range(seg.max() + 1)])
-    labels = cluster_auto(pooled, one_speaker)[seg]
+    tree = np.bincount(seg) >= tree_windows
+    if 2 <= tree.sum() < len(pooled):
+        seg_labels = np.zeros(len(pooled), dtype=int)
+        seg_labels[tree] = cluster_auto(pooled[tree], one_speaker)
+        cents = [pooled[tree][seg_labels[tree] == l].sum(0) for l in range(seg_labels[tree].max() + 1)]
+        seg_labels[~tree] = [nearest(p, cents) for p in pooled[~tree]]
+        labels = renumber(seg_labels)[seg]
+    else:
+        labels = cluster_auto(pooled, one_speaker)[seg]
     counts = np.bincount(labels)
     big = [l for l in range(len(counts)) if counts[l] >= MIN_CLUSTER]
     if big and len(big) < len(counts):  # too few windows: overlap or noise, folded into the nearest
