@@ -23,8 +23,6 @@ import csv
 
 import pipeline_reference as pr  # parses --clips, --enroll, --model, --threads
 
-from trunk_probe import der, joined_speakers, reference_turns
-
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--threshold", type=float, default=0.5)
 ap.add_argument("--margin", type=float, default=0.05)
@@ -47,8 +45,8 @@ def main():
         emb = pr.embed_windows(x, windows) if windows else None
         for kind, tree_windows in kinds.items():
             turns = pr.finish(x, regions, windows, region_windows, emb, tree_windows=tree_windows) if windows else []
-            scored, errors = der(reference_turns(row), turns)
-            said = pr.decide(joined_speakers(x, list(pr.speakers_with_speech(turns))), rules) if pr.PROFILES else "unknown"
+            scored, errors = pr.der(pr.reference_turns(row), turns)
+            said = pr.decide(pr.joined_speakers(x, list(pr.speakers_with_speech(turns))), rules) if pr.PROFILES else "unknown"
             t = tally[kind]
             t[0], t[1], t[2] = t[0] + scored, t[1] + errors, t[2] + (said == truth)
             t[3] += said not in (truth, "unknown")

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import soundfile as sf  # noqa: E402
 from scipy.cluster.hierarchy import fcluster, linkage  # noqa: E402
+from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 import fbank  # noqa: E402
 from reference_pipeline import load_manifest, normalize_volume, partial_mels  # noqa: E402
@@ -209,10 +210,9 @@ def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=No
     pooled = np.array([emb[seg == r].sum(0) for r in range(seg.max() + 1)])
     tree = np.bincount(seg) >= tree_windows
     if 2 <= tree.sum() < len(pooled):
-        seg_labels = np.zeros(len(pooled), dtype=int)
-        seg_labels[tree] = cluster_auto(pooled[tree], one_speaker)
-        cents = [pooled[tree][seg_labels[tree] == l].sum(0) for l in range(seg_labels[tree].max() + 1)]
-        seg_labels[~tree] = [nearest(p, cents) for p in pooled[~tree]]
+        seg_labels, in_tree = np.zeros(len(pooled), dtype=int), cluster_auto(pooled[tree], one_speaker)
+        cents = [pooled[tree][in_tree == l].sum(0) for l in range(in_tree.max() + 1)]
+        seg_labels[tree], seg_labels[~tree] = in_tree, [nearest(p, cents) for p in pooled[~tree]]
         labels = renumber(seg_labels)[seg]
     else:
         labels = cluster_auto(pooled, one_speaker)[seg]
@@ -309,6 +309,48 @@ def decide(speakers, rules):
             taken.add(who)
             kept.append((speech_s, best, who))
     return max(kept)[2] if kept else "unknown"
+
+
+def joined_speakers(x, groups):
+    out = []
+    for speech_s, spans in groups:
+        e, _ = embed([x[span(a, len(x)) : max(span(a, len(x)), span(b, len(x)))] for a, b in spans])
+        if e is not None:
+            out.append((speech_s, e))
+    return out
+
+
+def der(ref, hyp, collar=0.25):
+    """eval/der.rs: scored reference seconds and errors, on 10 ms frames, best one-to-one mapping."""
+    frames = int(math.ceil(max([t[1] for t in ref + hyp] + [0]) / 0.01)) + 1
+
+    def activity(turns):
+        names = sorted({t[2] for t in turns})
+        act = np.zeros((len(names), frames), bool)
+        for t0, t1, who in turns:
+            lo, hi = int(round(t0 / 0.01)), min(int(round(t1 / 0.01)), frames)
+            act[names.index(who), min(lo, hi) : hi] = True
+        return act
+
+    scored = np.ones(frames, bool)
+    for t in ref:
+        for edge in t[:2]:
+            scored[max(math.floor((edge - collar) / 0.01), 0) : min(math.ceil((edge + collar) / 0.01), frames)] = False
+    r, h = activity(ref)[:, scored], activity(hyp)[:, scored]
+    overlap = h.astype(int) @ r.T.astype(int)
+    rows, cols = linear_sum_assignment(-overlap)
+    n_ref, n_hyp = r.sum(0), h.sum(0)
+    errors = np.abs(n_ref - n_hyp).sum() + np.minimum(n_ref, n_hyp).sum() - overlap[rows, cols].sum()
+    return n_ref.sum(), errors
+
+
+def reference_turns(row):
+    out = []
+    for part in row["segments"].split(";"):
+        times, who = part.split(":")
+        a, b = times.split("-")
+        out.append((float(a), float(b), who))
+    return out
 
 
 def setup():

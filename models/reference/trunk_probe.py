@@ -22,7 +22,6 @@ Usage: trunk_probe.py --clips SET/clips --enroll SET/enroll [--chunk-s 1.6] [--c
 
 import argparse
 import csv
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,6 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 from onnx.utils import extract_model
-from scipy.optimize import linear_sum_assignment
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--chunk-s", type=float, default=1.6, help="trunk piece length; 0: whole regions")
@@ -114,48 +112,6 @@ def pooled_speakers(x, groups, regions, columns):
     return out
 
 
-def joined_speakers(x, groups):
-    out = []
-    for speech_s, spans in groups:
-        e, _ = pr.embed([x[pr.span(a, len(x)) : max(pr.span(a, len(x)), pr.span(b, len(x)))] for a, b in spans])
-        if e is not None:
-            out.append((speech_s, e))
-    return out
-
-
-def der(ref, hyp, collar=0.25):
-    """eval/der.rs: scored reference seconds and errors, on 10 ms frames, best one-to-one mapping."""
-    frames = int(math.ceil(max([t[1] for t in ref + hyp] + [0]) / 0.01)) + 1
-
-    def activity(turns):
-        names = sorted({t[2] for t in turns})
-        act = np.zeros((len(names), frames), bool)
-        for t0, t1, who in turns:
-            lo, hi = int(round(t0 / 0.01)), min(int(round(t1 / 0.01)), frames)
-            act[names.index(who), min(lo, hi) : hi] = True
-        return act
-
-    scored = np.ones(frames, bool)
-    for t in ref:
-        for edge in t[:2]:
-            scored[max(math.floor((edge - collar) / 0.01), 0) : min(math.ceil((edge + collar) / 0.01), frames)] = False
-    r, h = activity(ref)[:, scored], activity(hyp)[:, scored]
-    overlap = h.astype(int) @ r.T.astype(int)
-    rows, cols = linear_sum_assignment(-overlap)
-    n_ref, n_hyp = r.sum(0), h.sum(0)
-    errors = np.abs(n_ref - n_hyp).sum() + np.minimum(n_ref, n_hyp).sum() - overlap[rows, cols].sum()
-    return n_ref.sum(), errors
-
-
-def reference_turns(row):
-    out = []
-    for part in row["segments"].split(";"):
-        times, who = part.split(":")
-        a, b = times.split("-")
-        out.append((float(a), float(b), who))
-    return out
-
-
 def main():
     pr.setup()
     pr.enroll(pr.args.enroll)
@@ -169,7 +125,7 @@ def main():
     for f in files:
         x, row = pr.decode(f), labels[f.stem]
         truth = "unknown" if row["employee"] == "none" else row["employee"]
-        ref = reference_turns(row)
+        ref = pr.reference_turns(row)
         regions, windows, region_windows = pr.plan(x)
         t0 = time.perf_counter()
         ge2e_turns = pr.finish(x, regions, windows, region_windows, pr.embed_windows(x, windows)) if windows else []
@@ -184,19 +140,19 @@ def main():
             trunk_turns = pr.finish(x, regions, windows, region_windows, emb, opt.change, opt.one_speaker)
         ref_groups = list(pr.speakers_with_speech(ref))
         t2 = time.perf_counter()
-        today_own = joined_speakers(x, list(pr.speakers_with_speech(ge2e_turns)))
+        today_own = pr.joined_speakers(x, list(pr.speakers_with_speech(ge2e_turns)))
         seconds["cam++ joined cores"] += time.perf_counter() - t2
-        joined_ref = joined_speakers(x, ref_groups)  # the labelled turns' speakers, as today
+        joined_ref = pr.joined_speakers(x, ref_groups)  # the labelled turns' speakers, as today
         speakers = {
             ("today", "own"): today_own,
             ("today", "labelled"): joined_ref,
             ("trunk", "own"): pooled_speakers(x, list(pr.speakers_with_speech(trunk_turns)), regions, columns),
             ("trunk", "labelled"): pooled_speakers(x, ref_groups, regions, columns),
-            ("trunk+cam", "own"): joined_speakers(x, list(pr.speakers_with_speech(trunk_turns))),
+            ("trunk+cam", "own"): pr.joined_speakers(x, list(pr.speakers_with_speech(trunk_turns))),
             ("trunk+cam", "labelled"): joined_ref,
         }
         for kind, turns in (("today", ge2e_turns), ("trunk", trunk_turns), ("trunk+cam", trunk_turns)):
-            scored, errors = der(ref, turns)
+            scored, errors = pr.der(ref, turns)
             der_sums[kind][0] += scored
             der_sums[kind][1] += errors
             for mode in modes:
