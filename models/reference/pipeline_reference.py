@@ -45,6 +45,7 @@ AUDIO = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 HOP = 160  # 10 ms frames of the VAD and the votes, at 16 kHz
 MIN_RISE_DB, RISE_SHARE, MIN_SPEECH, BRIDGE, PAD = 4.0, 0.2, 20, 15, 5  # VadConfig::default
 MAX_SPEAKERS, MIN_CLUSTER, MIN_RUN, MAX_WINDOWS, MAJORITY = 4, 2, 30, 1500, 0.7  # DiarizerConfig
+LIGHT_CLUSTERS_MAX = 4  # cluster.rs
 MIN_UTTERANCE_S, EDGE_TRIM_S, CORE_MIN_S = 1.0, 0.25, 0.8  # VOICE_MIN_UTTERANCE_MS, diarize, turns.rs
 MIN_SAMPLE_SPEECH_S, MIN_UNPADDED_FRAMES, BATCH = 1.0, 20, 64  # calibrate.rs, encoder.rs
 
@@ -131,20 +132,40 @@ def silhouette(x, labels):  # mean, on cosine distance; items alone in their clu
     return float(((b - a) / np.maximum(np.maximum(a, b), 1e-6)).sum() / len(x))
 
 
-def cluster_auto(x, one_speaker):
+def cluster_auto(x, weights, one_speaker):
     """cluster.rs: the average-linkage tree (average cosine distance merges in Rust's order) cut at
-    2..max by silhouette; one speaker when even two clusters leave centroids this alike."""
-    best = (None, np.zeros(len(x), dtype=int))
+    every point from 2 clusters to MAX_SPEAKERS speakers (plus LIGHT_CLUSTERS_MAX clusters too light
+    to be one); each cut scored by the silhouette of its folded labels (fold_light: clusters under
+    MIN_CLUSTER windows join the nearest heavier one); one speaker when the first cut with two
+    speakers leaves their centroids this alike."""
+    zeros = np.zeros(len(x), dtype=int)
     if len(x) < 2:
-        return best[1]
-    tree = linkage(x, method="average", metric="cosine")
-    for k in range(2, min(MAX_SPEAKERS, len(x)) + 1):
-        labels = renumber(fcluster(tree, k, criterion="maxclust"))
-        if k == 2 and cos(x[labels == 0].sum(0), x[labels == 1].sum(0)) >= one_speaker:
-            return np.zeros(len(x), dtype=int)
+        return zeros
+    tree, best, checked = linkage(x, method="average", metric="cosine"), (None, zeros), False
+    for k in range(2, min(MAX_SPEAKERS + LIGHT_CLUSTERS_MAX, len(x)) + 1):
+        labels, speakers = fold_light(renumber(fcluster(tree, k, criterion="maxclust")), x, weights)
+        if speakers < 2:
+            continue
+        if speakers > MAX_SPEAKERS:
+            break
+        if not checked:
+            checked = True
+            if speakers == 2 and cos(x[labels == 0].sum(0), x[labels == 1].sum(0)) >= one_speaker:
+                return zeros
         s = silhouette(x, labels)
         best = (s, labels) if best[0] is None or s > best[0] else best
     return best[1]
+
+
+def fold_light(labels, x, weights):
+    """cluster.rs fold_light_clusters: the labels with every cluster under MIN_CLUSTER (weights
+    summed) joined to the nearest heavier one, and how many are that heavy."""
+    w = np.bincount(labels, weights=weights)
+    heavy = [l for l in range(len(w)) if w[l] >= MIN_CLUSTER]
+    if not heavy or len(heavy) == len(w):
+        return labels, len(heavy)
+    cents = [x[labels == l].sum(0) for l in heavy]
+    return renumber([l if w[l] >= MIN_CLUSTER else heavy[nearest(x[i], cents)] for i, l in enumerate(labels)]), len(heavy)
 
 
 def segments(emb, region_windows, change):
@@ -198,30 +219,15 @@ def embed_windows(x, windows):
     return np.array([l2(r) for out in batches for r in out])
 
 
-def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=None, tree_windows=1):
+def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=None):
     """diarize/mod.rs finish: the turns of a clip from its windows' embeddings. The similarities
-    default to the windows model's; embeddings on another model's scale bring their own.
-    Segments of fewer than `tree_windows` windows stay out of the clustering and join the nearest
-    cluster after it (cluster_probe.py); Rust has no such step, the default 1 leaves none out."""
+    default to the windows model's; embeddings on another model's scale bring their own."""
     change = CFG["change_similarity"] if change is None else change
     one_speaker = CFG["one_speaker_similarity"] if one_speaker is None else one_speaker
     # Cluster speaker-homogeneous segments (pooled windows), then windows move to the centroids.
     seg = segments(emb, region_windows, change)
     pooled = np.array([emb[seg == r].sum(0) for r in range(seg.max() + 1)])
-    tree = np.bincount(seg) >= tree_windows
-    if 2 <= tree.sum() < len(pooled):
-        seg_labels, in_tree = np.zeros(len(pooled), dtype=int), cluster_auto(pooled[tree], one_speaker)
-        cents = [pooled[tree][in_tree == l].sum(0) for l in range(in_tree.max() + 1)]
-        seg_labels[tree], seg_labels[~tree] = in_tree, [nearest(p, cents) for p in pooled[~tree]]
-        labels = renumber(seg_labels)[seg]
-    else:
-        labels = cluster_auto(pooled, one_speaker)[seg]
-    counts = np.bincount(labels)
-    big = [l for l in range(len(counts)) if counts[l] >= MIN_CLUSTER]
-    if big and len(big) < len(counts):  # too few windows: overlap or noise, folded into the nearest
-        cents = [emb[labels == l].sum(0) for l in big]
-        labels = renumber([l if counts[l] >= MIN_CLUSTER else big[nearest(e, cents)]
-                           for e, l in zip(emb, labels)])
+    labels = cluster_auto(pooled, np.bincount(seg), one_speaker)[seg]
     n = labels.max() + 1
     if n >= 2:
         moved = np.array([nearest(e, [emb[labels == l].sum(0) for l in range(n)]) for e in emb])

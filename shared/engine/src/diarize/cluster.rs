@@ -13,19 +13,35 @@ pub fn cluster(embeddings: &[Vec<f32>], threshold: f32, max_clusters: usize) -> 
     })
 }
 
-/// Clusters into the number of speakers that fits best: the tree is cut at 2..=`max_clusters`
-/// and the cut with the highest silhouette wins; one speaker when even the best two-way split
-/// leaves centroids at least `one_speaker` alike.
-pub fn cluster_auto(embeddings: &[Vec<f32>], max_clusters: usize, one_speaker: f32) -> Vec<usize> {
+/// A cut may hold this many clusters besides its speakers, each too light to be one.
+const LIGHT_CLUSTERS_MAX: usize = 4;
+
+/// Clusters into the number of speakers that fits best. Each item weighs `weights` (its
+/// windows); a cluster lighter than `min_weight` is not a speaker (overlap, noise) and joins the
+/// nearest one that is. The tree is cut at every point from two clusters down to
+/// `max_clusters` speakers (plus a few light clusters), each cut scored by the silhouette of the
+/// labels its folding gives, and the best one wins; one speaker when the first cut with two
+/// speakers leaves their centroids at least `one_speaker` alike.
+///
+/// Scoring the folded labels matters on noisy, narrow-band clips: a lone window is the least
+/// alike item in the tree and splits off first, so the plain two-way cut would be "everyone
+/// against one noisy window", which the fold then turns into one speaker.
+pub fn cluster_auto(
+    embeddings: &[Vec<f32>],
+    weights: &[usize],
+    max_clusters: usize,
+    one_speaker: f32,
+    min_weight: usize,
+) -> Vec<usize> {
     let n = embeddings.len();
-    if n < 2 || max_clusters < 2 {
+    if n < 2 || max_clusters < 2 || weights.len() != n {
         return vec![0; n];
     }
     // One pass down to two clusters, keeping the labels at every cut worth scoring: the merge
     // order does not depend on where it stops.
     let mut cuts: Vec<Vec<usize>> = Vec::new();
     agglomerate(embeddings, |clusters, _, owners| {
-        if clusters <= max_clusters {
+        if clusters <= max_clusters + LIGHT_CLUSTERS_MAX {
             let mut labels = owners.to_vec();
             renumber(&mut labels);
             cuts.push(labels);
@@ -34,15 +50,25 @@ pub fn cluster_auto(embeddings: &[Vec<f32>], max_clusters: usize, one_speaker: f
     });
     cuts.reverse(); // fewest clusters first
     let mut best: Option<(f32, Vec<usize>)> = None;
-    for labels in cuts {
-        let k = labels.iter().max().map_or(0, |m| m + 1);
-        if k == 2
-            && cosine(
-                &centroid(embeddings, &labels, 0),
-                &centroid(embeddings, &labels, 1),
-            ) >= one_speaker
-        {
-            return vec![0; n];
+    let mut checked_one_speaker = false;
+    for mut labels in cuts {
+        let speakers = fold_light_clusters(&mut labels, embeddings, weights, min_weight);
+        if speakers < 2 {
+            continue;
+        }
+        if speakers > max_clusters {
+            break;
+        }
+        if !checked_one_speaker {
+            checked_one_speaker = true;
+            if speakers == 2
+                && cosine(
+                    &centroid(embeddings, &labels, 0),
+                    &centroid(embeddings, &labels, 1),
+                ) >= one_speaker
+            {
+                return vec![0; n];
+            }
         }
         let s = silhouette(embeddings, &labels);
         if best.as_ref().is_none_or(|(b, _)| s > *b) {
@@ -50,6 +76,40 @@ pub fn cluster_auto(embeddings: &[Vec<f32>], max_clusters: usize, one_speaker: f
         }
     }
     best.map_or_else(|| vec![0; n], |(_, labels)| labels)
+}
+
+/// Folds every cluster lighter than `min` (its items' `weights` summed) into the nearest
+/// cluster that is not, and renumbers; returns how many clusters are that heavy. Nothing moves
+/// when none or all of them are.
+fn fold_light_clusters(
+    labels: &mut [usize],
+    embeddings: &[Vec<f32>],
+    weights: &[usize],
+    min: usize,
+) -> usize {
+    let n = labels.iter().max().map_or(0, |m| m + 1);
+    let mut weight = vec![0usize; n];
+    for (&label, &w) in labels.iter().zip(weights) {
+        weight[label] += w;
+    }
+    let heavy: Vec<usize> = (0..n).filter(|&l| weight[l] >= min).collect();
+    if heavy.is_empty() || heavy.len() == n {
+        return heavy.len();
+    }
+    let centroids: Vec<(usize, Vec<f32>)> = heavy
+        .iter()
+        .map(|&l| (l, centroid(embeddings, labels, l)))
+        .collect();
+    for (label, e) in labels.iter_mut().zip(embeddings) {
+        if weight[*label] < min {
+            *label = centroids
+                .iter()
+                .max_by(|a, b| cosine(e, &a.1).total_cmp(&cosine(e, &b.1)))
+                .map_or(*label, |(l, _)| *l);
+        }
+    }
+    renumber(labels);
+    heavy.len()
 }
 
 /// Average-linkage merging from single items. Before each merge, `keep_merging` sees how many
@@ -173,6 +233,46 @@ mod tests {
         assert_eq!(cluster(&items, 0.8, 4), vec![0, 1, 0, 2, 1]);
         let one = vec![around(0, 0.0), around(0, 0.1), around(0, 0.2)];
         assert_eq!(cluster(&one, 0.8, 4), vec![0, 0, 0]);
+    }
+
+    /// Two speakers 0.7 alike (B leans towards A) and one window of noise unlike both.
+    fn two_speakers_and_a_noisy_window() -> Vec<Vec<f32>> {
+        let mut items: Vec<Vec<f32>> = [0.0, 0.15, 0.3]
+            .iter()
+            .map(|w| vec![1.0, 0.05, 0.05 + w, 0.05])
+            .collect();
+        items.extend(
+            [0.0, 0.15, 0.3]
+                .iter()
+                .map(|w| vec![0.9, 1.0, 0.05, 0.05 + w]),
+        );
+        items.push(vec![0.05, 0.05, 0.3, 1.0]);
+        items
+    }
+
+    #[test]
+    fn a_lone_window_is_no_speaker() {
+        let items = two_speakers_and_a_noisy_window();
+        let labels = cluster_auto(&items, &[1; 7], 4, 0.9, 2);
+        assert_eq!(&labels[..6], &[0, 0, 0, 1, 1, 1], "{labels:?}");
+        assert!(
+            labels[6] <= 1,
+            "the noisy window joins a speaker: {labels:?}"
+        );
+        // Weighing two windows, the same item is a speaker of its own.
+        let labels = cluster_auto(&items, &[1, 1, 1, 1, 1, 1, 2], 4, 0.9, 2);
+        assert_eq!(labels, vec![0, 0, 0, 1, 1, 1, 2]);
+    }
+
+    #[test]
+    fn a_speaker_heard_only_in_lone_windows_is_one() {
+        // B speaks three times, one window each: together they weigh a speaker.
+        let items = two_speakers_and_a_noisy_window();
+        let labels = cluster_auto(&items[..6], &[4, 4, 4, 1, 1, 1], 4, 0.9, 2);
+        assert_eq!(labels, vec![0, 0, 0, 1, 1, 1]);
+        // Alike enough, they are one speaker.
+        let one: Vec<Vec<f32>> = (0..4).map(|i| around(0, 0.05 * i as f32)).collect();
+        assert_eq!(cluster_auto(&one, &[3, 3, 1, 1], 4, 0.9, 2), vec![0; 4]);
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct DiarizerConfig {
     /// When even the best two-speaker split leaves centroids this alike, the clip has one speaker.
     pub one_speaker_similarity: f32,
     pub max_speakers: usize,
-    /// A cluster with fewer windows is folded into its nearest neighbour (overlap, noise).
+    /// A cluster with fewer windows is no speaker (overlap, noise): it joins its nearest neighbour.
     pub min_cluster_windows: usize,
     /// Label runs shorter than this join their neighbour.
     pub min_run_s: f64,
@@ -175,10 +175,16 @@ impl LocalDiarizer {
             .filter(|&r| segment_of.contains(&r))
             .collect();
         let used_pooled: Vec<Vec<f32>> = used.iter().map(|&r| pooled[r].clone()).collect();
+        let used_windows: Vec<usize> = used
+            .iter()
+            .map(|&r| segment_of.iter().filter(|&&s| s == r).count())
+            .collect();
         let segment_labels = cluster_auto(
             &used_pooled,
+            &used_windows,
             self.config.max_speakers,
             self.config.one_speaker_similarity,
+            self.config.min_cluster_windows,
         );
         let mut labels: Vec<usize> = segment_of
             .iter()
@@ -188,7 +194,6 @@ impl LocalDiarizer {
                     .map_or(0, |i| segment_labels[i])
             })
             .collect();
-        fold_small_clusters(&mut labels, embeddings, self.config.min_cluster_windows);
         for _ in 0..REFINE_ROUNDS {
             refine_to_centroids(&mut labels, embeddings);
         }
@@ -347,31 +352,6 @@ pub fn speaker_name(index: usize) -> String {
     } else {
         format!("{letter}{}", index / 26)
     }
-}
-
-/// Clusters of fewer than `min` windows join the cluster whose centroid is nearest.
-fn fold_small_clusters(labels: &mut [usize], embeddings: &[Vec<f32>], min: usize) {
-    let n = labels.iter().max().map_or(0, |m| m + 1);
-    let counts: Vec<usize> = (0..n)
-        .map(|l| labels.iter().filter(|&&x| x == l).count())
-        .collect();
-    let big: Vec<usize> = (0..n).filter(|&l| counts[l] >= min).collect();
-    if big.is_empty() || big.len() == n {
-        return;
-    }
-    let centroids: Vec<(usize, Vec<f32>)> = big
-        .iter()
-        .map(|&l| (l, centroid(embeddings, labels, l)))
-        .collect();
-    for (label, e) in labels.iter_mut().zip(embeddings) {
-        if counts[*label] < min {
-            *label = centroids
-                .iter()
-                .max_by(|a, b| cosine(e, &a.1).total_cmp(&cosine(e, &b.1)))
-                .map_or(*label, |(l, _)| *l);
-        }
-    }
-    renumber(labels);
 }
 
 /// Runs shorter than `min` frames take the label of the run before (or after, at the start).
