@@ -424,6 +424,7 @@ def main():
 
     out = {"clips": len(files), "audio_s": stats.pop("audio_s"), "enroll_s": enroll_s, "wall_s": wall_s, **stats}
     out["windows_per_audio_s"] = out["windows"] / max(out["audio_s"], 1e-9)
+    out["window_frames_per_audio_s"] = out["windows_per_audio_s"] * WM["chunking"]["partial_frames"]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({**{k: round(v, 3) for k, v in out.items()}, "decisions": decisions}))
 

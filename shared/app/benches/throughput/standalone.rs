@@ -29,7 +29,7 @@ pub fn compare(root: &Path, clips: &Path, library: &Path, threads: usize, device
         device,
     );
     let audio_s: f64 = results.iter().map(|r| r.audio_s).sum();
-    let (windows, frames) = model_work(&default, clips, &results);
+    let (windows, window_frames, frames) = model_work(&default, clips, &results);
     let python = python_pipeline(root, clips, threads);
     let field = |k: &str| {
         python
@@ -45,35 +45,38 @@ pub fn compare(root: &Path, clips: &Path, library: &Path, threads: usize, device
         audio_s / 60.0
     );
     println!(
-        "  {:<40} {:>7} {:>9} {:>9} {:>10} {:>12}",
-        "", "wall", "× real", "peak RSS", "windows/s", "frames/s"
+        "  {:<40} {:>7} {:>9} {:>9} {:>10} {:>14} {:>12}",
+        "", "wall", "× real", "peak RSS", "windows/s", "win. frames/s", "frames/s"
     );
-    let row = |name: &str, wall: Option<f64>, rss: Option<f64>, w: Option<f64>, f: Option<f64>| {
+    let row = |name: &str, wall: Option<f64>, rss: Option<f64>, work: [Option<f64>; 3]| {
         let show = |v: Option<f64>, fmt: &dyn Fn(f64) -> String| v.map_or("-".into(), fmt);
         println!(
-            "  {name:<40} {:>7} {:>9} {:>9} {:>10} {:>12}",
+            "  {name:<40} {:>7} {:>9} {:>9} {:>10} {:>14} {:>12}",
             show(wall, &|v| format!("{v:.1} s")),
             show(wall, &|v| format!("{:.0}×", audio_s / v)),
             show(rss, &|v| format!("{v:.0} MB")),
-            show(w, &|v| format!("{v:.2}")),
-            show(f, &|v| format!("{v:.1}")),
+            show(work[0], &|v| format!("{v:.2}")),
+            show(work[1], &|v| format!("{v:.1}")),
+            show(work[2], &|v| format!("{v:.1}")),
         );
     };
     row(
         "Rust, CAM++ (GE2E windows), the default",
         Some(wall),
         Some(rss_mb),
-        Some(windows / audio_s),
-        Some(frames / audio_s),
+        [windows, window_frames, frames].map(|w| Some(w / audio_s)),
     );
     row(
         "Python reference, same models",
         py_wall,
         field("peak_rss_mb"),
-        field("windows_per_audio_s"),
-        field("speaker_frames").map(|f| f / audio_s),
+        [
+            field("windows_per_audio_s"),
+            field("window_frames_per_audio_s"),
+            field("speaker_frames").map(|f| f / audio_s),
+        ],
     );
-    row("Rust, GE2E alone", Some(ge2e_wall), None, None, None);
+    row("Rust, GE2E alone", Some(ge2e_wall), None, [None; 3]);
     if let Some(p) = py_wall {
         println!(
             "  the Rust pipeline runs {:.2}× the reference's speed",
@@ -81,15 +84,16 @@ pub fn compare(root: &Path, clips: &Path, library: &Path, threads: usize, device
         );
     }
     println!(
-        "  windows/s: diarizer windows embedded per audio second; frames/s: speaker-model frames \
-         embedded for identification per audio second"
+        "  windows/s: diarizer windows embedded per audio second; win. frames/s: the windows \
+         model's frames in them; frames/s: speaker-model frames embedded for identification per \
+         audio second"
     );
     println!();
 }
 
-/// The diarizer's windows (as planned for every clip) and the speaker model's frames (each
-/// speaker's turn cores, as identification embeds them).
-fn model_work(manifest: &Path, clips: &Path, results: &[ClipResult]) -> (f64, f64) {
+/// The diarizer's windows (as planned for every clip), the windows model's frames in them, and
+/// the speaker model's frames (each speaker's turn cores, as identification embeds them).
+fn model_work(manifest: &Path, clips: &Path, results: &[ClipResult]) -> (f64, f64, f64) {
     let speakers = Manifest::load(manifest).unwrap_or_else(|e| panic!("{e}"));
     let windows_manifest = speakers.diarizer_manifest().map_or_else(
         || speakers.clone(),
@@ -109,7 +113,8 @@ fn model_work(manifest: &Path, clips: &Path, results: &[ClipResult]) -> (f64, f6
             .map(|(start, end)| (end - start) / frame_s)
             .sum::<f64>();
     }
-    (windows as f64, frames)
+    let window_frames = diarizer.config.window_samples / windows_manifest.frontend.hop_length;
+    (windows as f64, (windows * window_frames) as f64, frames)
 }
 
 /// The process's peak resident set (VmHWM), in MB.
