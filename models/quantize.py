@@ -13,8 +13,9 @@ Written beside each float model (git-ignored):
   the dev set's enrollment samples (99.999th percentile), never from its clips; the first
   convolution and the CAM gates stay float. Quantising every op type instead leaves the
   embeddings unusable (median cosine to the float ones about 0.1).
-- `campplus.int8-both.toml`: the static CAM++ with GE2E's LSTM 2-3 variant for the windows, to
-  run the pipeline on both: `VOICE_MODEL=models/campplus/campplus.int8-both.toml make eval-channels`.
+- `campplus.int8-both.toml`: the static CAM++ with GE2E's LSTM 2-3 variant for the default's
+  1.0 s windows (`ge2e-windows.int8-lstm23.toml`), to run the pipeline on both:
+  `VOICE_MODEL=models/campplus/campplus.int8-both.toml make eval-channels`.
 
 For every variant the script reports the speed of the float and int8 graphs on the dev clips'
 speech (ONNX Runtime alone, 2 threads, batches of 64 inputs of one partial, 3 s at most), how
@@ -28,7 +29,8 @@ Measured on a 2-core AMD EPYC with AVX-512 VNNI, 2 threads: GE2E dynamic 2.4x fa
 cosine 0.45; GE2E LSTM 2-3 1.8-1.9x, median cosine 0.9945, batch drift 1.1e-2; CAM++ dynamic
 3x slower (ConvInteger); CAM++ static 2.0x, median cosine 0.995, no batch drift. Both int8
 variants in the pipeline: 1.43x `dispatcher run`, five channel-table cells down by one clip and
-three up, 0 wrong names. Their uint8 x int8 dot products can saturate on x86 CPUs without VNNI.
+three up, 0 wrong names (with 1.6 s windows and the plain cut). Their uint8 x int8 dot products can
+saturate on x86 CPUs without VNNI: int8_cpu_check.py measures how far that moves the embeddings.
 """
 
 import argparse
@@ -137,6 +139,7 @@ def quantize_ge2e_dynamic(src: Path, dst: Path, toml: Path) -> None:
     finally:
         named.unlink(missing_ok=True)
     write_manifest(toml, dst, "int8-lstm23")
+    write_manifest(toml.with_name("ge2e-windows.toml"), dst, "int8-lstm23")  # the default's windows
 
 
 def write_manifest(toml: Path, onnx_file: Path, suffix: str, diarizer: Path | None = None) -> Path:
@@ -183,7 +186,7 @@ def main() -> int:
             variants.append(("static, convolutions", toml.parent / f"{src.stem}.int8-static.onnx"))
             quantize_campplus_static(src, variants[1][1], toml, args.data / "enroll")
             # Both models in int8: the static CAM++ with the windows of GE2E's LSTM 2-3 variant.
-            write_manifest(toml, variants[1][1], "int8-both", HERE / "ge2e/ge2e.int8-lstm23.toml")
+            write_manifest(toml, variants[1][1], "int8-both", HERE / "ge2e/ge2e-windows.int8-lstm23.toml")
         data = batches(manifest, args.data / "clips", args.clips)
         audio_s = sum(b.shape[0] * b.shape[1] for b in data) * manifest["frontend"]["hop_length"]
         audio_s /= manifest["sample_rate"]
