@@ -163,22 +163,19 @@ impl LocalDiarizer {
             return Vec::new();
         }
         // Cluster speaker-homogeneous segments first: a segment's pooled windows are far more
-        // reliable than one 1.6 s window. Windows then move to the centroid they are nearest.
+        // reliable than one window. Windows then move to the centroid they are nearest.
         let segment_of = self.segments(plan, embeddings);
         let n_segments = segment_of.iter().max().map_or(0, |m| m + 1);
         let dim = embeddings[0].len();
         let mut pooled = vec![vec![0.0f32; dim]; n_segments];
+        let mut windows_in = vec![0usize; n_segments];
         for (e, &r) in embeddings.iter().zip(&segment_of) {
             pooled[r].iter_mut().zip(e).for_each(|(p, v)| *p += v);
+            windows_in[r] += 1;
         }
-        let used: Vec<usize> = (0..n_segments)
-            .filter(|&r| segment_of.contains(&r))
-            .collect();
+        let used: Vec<usize> = (0..n_segments).filter(|&r| windows_in[r] > 0).collect();
         let used_pooled: Vec<Vec<f32>> = used.iter().map(|&r| pooled[r].clone()).collect();
-        let used_windows: Vec<usize> = used
-            .iter()
-            .map(|&r| segment_of.iter().filter(|&&s| s == r).count())
-            .collect();
+        let used_windows: Vec<usize> = used.iter().map(|&r| windows_in[r]).collect();
         let segment_labels = cluster_auto(
             &used_pooled,
             &used_windows,
