@@ -102,6 +102,7 @@ pub async fn evaluate(
                 score: d.score,
                 margin: d.margin,
                 decided: d.worker_id.clone(),
+                unknown_reason: d.unknown_reason,
             })
             .collect();
         outcomes.push(ClipOutcome {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use engine::eval::DerParts;
-use engine::matching::{Calibration, ClipStatus, Prior};
+use engine::matching::{Calibration, ClipStatus, Prior, UnknownReason};
 
 #[derive(Debug, Clone, Copy)]
 pub struct EvalOptions {
@@ -86,4 +86,6 @@ pub struct SpeakerOutcome {
     pub score: Option<f32>,
     pub margin: Option<f32>,
     pub decided: Option<String>,
+    /// Why the speaker was left `unknown`, when it was.
+    pub unknown_reason: Option<UnknownReason>,
 }
