@@ -3,9 +3,10 @@
 
 Same ONNX files, manifests and thread count as the Rust pipeline, clips one after another; one JSON
 object on stdout. Mirrors shared/engine/src/diarize (energy VAD, one windows-model partial per
-window, segments, average-linkage clustering, refinement, 10 ms frame votes), turns.rs (cores of
-turns >= 1 s) and matching/ (profiles, threshold + margin, one speaker per employee). Not mirrored:
-a location's calibration (the manifest's [decision] threshold and margin are used as they are).
+window, segments, average-linkage clustering, refinement, 10 ms frame votes, short pauses joined),
+turns.rs (cores of turns >= 1 s) and matching/ (profiles, threshold + margin, one speaker per
+employee). Not mirrored: a location's calibration and its clear-lead path (the manifest's [decision]
+threshold and margin are used as they are).
 """
 
 import argparse
@@ -47,6 +48,7 @@ MIN_RISE_DB, RISE_SHARE, MIN_SPEECH, BRIDGE, PAD = 4.0, 0.2, 20, 15, 5  # VadCon
 MAX_SPEAKERS, MIN_CLUSTER, MIN_RUN, MAX_WINDOWS, MAJORITY = 4, 2, 30, 1500, 0.7  # DiarizerConfig
 LIGHT_CLUSTERS_MAX = 4  # cluster.rs
 MIN_UTTERANCE_S, EDGE_TRIM_S, CORE_MIN_S = 1.0, 0.25, 0.8  # VOICE_MIN_UTTERANCE_MS, diarize, turns.rs
+MAX_PAUSE_S = 0.3  # diarize/mod.rs: one speaker's turns this close are one
 MIN_SAMPLE_SPEECH_S, MIN_UNPADDED_FRAMES, BATCH = 1.0, 20, 64  # calibrate.rs, encoder.rs
 
 
@@ -191,9 +193,16 @@ def nearest(e, centroids):  # Rust's max_by keeps the last of equal maxima
     return len(scores) - 1 - int(np.argmax(scores[::-1]))
 
 
+def join_close(utterances):
+    """diarize/mod.rs join_close: utterances at most MAX_PAUSE_S apart (less the padding of both)."""
+    return join(utterances, max(int(MAX_PAUSE_S * RATE) - 2 * PAD * HOP, 0))
+
+
 def plan(x):
-    """diarize/mod.rs plan_samples: speech regions, the windows over them, each region's windows."""
-    regions, win = speech_regions(x), CFG["window_samples"]
+    """diarize/mod.rs plan_samples: utterances, the regions they join into, the windows over the
+    regions, each region's windows."""
+    utterances = speech_regions(x)
+    regions, win = join_close(utterances), CFG["window_samples"]
     step = max(int(CFG["step_s"] * RATE), sum(e - s for s, e in regions) // MAX_WINDOWS, 1)
     windows, region_windows = [], []
     for s, e in regions:
@@ -201,15 +210,16 @@ def plan(x):
         inside = [(t, t + win) for t in range(s, e - win, step)] + [(e - win, e)]
         windows += [(s, e)] if e - s <= win else inside
         region_windows.append(list(range(first, len(windows))))
-    return regions, windows, region_windows
+    return regions, windows, region_windows, utterances
 
 
 def diarize(x):
     """diarize/mod.rs: turns (start_s, end_s, label) and the window count."""
-    regions, windows, region_windows = plan(x)
+    regions, windows, region_windows, utterances = plan(x)
     if not windows:
         return [], 0
-    return finish(x, regions, windows, region_windows, embed_windows(x, windows)), len(windows)
+    emb = embed_windows(x, windows)
+    return finish(x, regions, windows, region_windows, emb, utterances=utterances), len(windows)
 
 
 def embed_windows(x, windows):
@@ -219,7 +229,7 @@ def embed_windows(x, windows):
     return np.array([l2(r) for out in batches for r in out])
 
 
-def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=None):
+def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=None, utterances=None):
     """diarize/mod.rs finish: the turns of a clip from its windows' embeddings. The similarities
     default to the windows model's; embeddings on another model's scale bring their own."""
     change = CFG["change_similarity"] if change is None else change
@@ -232,7 +242,11 @@ def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=No
     if n >= 2:
         moved = np.array([nearest(e, [emb[labels == l].sum(0) for l in range(n)]) for e in emb])
         labels = renumber(moved) if len(set(moved.tolist())) == n else labels  # none swallowed whole
-    for idx in region_windows:  # a region mostly one label takes it whole
+    mids = np.array([(s + e) // 2 for s, e in windows])
+    for s, e in regions if utterances is None else utterances:  # an utterance mostly one label takes it whole
+        idx = np.flatnonzero((mids >= s) & (mids < e))
+        if len(idx) == 0:
+            continue
         c = np.bincount(labels[idx], minlength=labels.max() + 1)
         top = len(c) - 1 - int(np.argmax(c[::-1]))
         if c[top] >= MAJORITY * len(idx):
@@ -248,7 +262,18 @@ def finish(x, regions, windows, region_windows, emb, change=None, one_speaker=No
         for a, b in runs_of(fl):
             t0, t1 = (min((fs + f) * HOP, len(x)) / RATE for f in (a, b))
             turns.append((max(t0, s / RATE), min(t1, e / RATE), chr(65 + int(fl[a]))))
-    return turns
+    return join_pauses(turns)
+
+
+def join_pauses(turns):
+    """diarize/mod.rs join_pauses: one speaker's consecutive turns at most MAX_PAUSE_S apart, joined."""
+    out = []
+    for t in turns:
+        if out and out[-1][2] == t[2] and t[0] - out[-1][1] <= MAX_PAUSE_S:
+            out[-1] = (out[-1][0], max(out[-1][1], t[1]), t[2])
+        else:
+            out.append(t)
+    return out
 
 
 def runs_of(fl):

@@ -126,9 +126,10 @@ def main():
         x, row = pr.decode(f), labels[f.stem]
         truth = "unknown" if row["employee"] == "none" else row["employee"]
         ref = pr.reference_turns(row)
-        regions, windows, region_windows = pr.plan(x)
+        regions, windows, region_windows, utterances = pr.plan(x)
         t0 = time.perf_counter()
-        ge2e_turns = pr.finish(x, regions, windows, region_windows, pr.embed_windows(x, windows)) if windows else []
+        ge2e_turns = (pr.finish(x, regions, windows, region_windows, pr.embed_windows(x, windows), utterances=utterances)
+                      if windows else [])
         t1 = time.perf_counter()
         columns = [region_columns(x, s, e) for s, e in regions]
         seconds["ge2e windows"] += t1 - t0
@@ -137,7 +138,7 @@ def main():
         if windows:
             emb = np.array([head(columns_in(columns[i], *windows[w]))
                             for i, ws in enumerate(region_windows) for w in ws])
-            trunk_turns = pr.finish(x, regions, windows, region_windows, emb, opt.change, opt.one_speaker)
+            trunk_turns = pr.finish(x, regions, windows, region_windows, emb, opt.change, opt.one_speaker, utterances)
         ref_groups = list(pr.speakers_with_speech(ref))
         t2 = time.perf_counter()
         today_own = pr.joined_speakers(x, list(pr.speakers_with_speech(ge2e_turns)))

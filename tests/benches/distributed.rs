@@ -119,7 +119,8 @@ async fn publish() {
 
 fn result(job: &str, i: usize) -> ClipResult {
     let t = task(job, i);
-    let speaker = |label: &str, worker: Option<&str>| SpeakerResult {
+    let speaker = |label: &str, worker: Option<&str>| {
+        SpeakerResult {
         label: label.into(),
         speech_s: 6.5,
         worker_id: worker.map(str::to_string),
@@ -128,6 +129,10 @@ fn result(job: &str, i: usize) -> ClipResult {
         score: Some(0.83),
         margin: Some(0.12),
         unknown_reason: None,
+        threshold: Some(0.5),
+        required_margin: Some(0.08),
+        why: Some("Allison: scored 0.83, over this location's bar of 0.50 for 6.5 s of speech, 0.12 ahead of Carlo".into()),
+    }
     };
     let mut r = ClipResult::failed(&t, "ge2e-resemblyzer-0.1.4", "", String::new());
     r.status = ClipStatus::Matched;

@@ -38,6 +38,8 @@ pub struct ReportSpeaker {
     pub score: Option<f32>,
     pub margin: Option<f32>,
     pub unknown_reason: Option<String>,
+    /// Why it was decided, in plain words.
+    pub why: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -290,9 +292,14 @@ fn clip_html(
                     )
                 },
             );
+            let why = s
+                .why
+                .as_deref()
+                .map(|w| format!("<div class=\"why\">{}</div>", escape(w)))
+                .unwrap_or_default();
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td>{:.1} s</td><td>{decided}</td><td>{bar}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{:.1} s</td><td>{decided}{why}</td><td>{bar}</td><td>{}</td></tr>",
                 escape(&s.label),
                 s.speech_s,
                 s.margin.map_or("-".into(), |m| format!("{m:.3}"))
@@ -310,7 +317,7 @@ table{border-collapse:collapse;margin:.5em 1em .5em 0;display:inline-table;verti
 td,th{padding:.2em .6em;border-bottom:1px solid #e3e5e8;text-align:left}\
 article.clip{border:1px solid #e3e5e8;border-radius:6px;padding:.6em 1em;margin:.8em 0}\
 article.failed{background:#fff5f5}.swatch{display:inline-block;width:.9em;height:.9em;border-radius:2px;margin-right:.4em;vertical-align:-1px}\
-svg text{font:11px system-ui,sans-serif;fill:#555}";
+.why{color:#555;font-size:.9em;max-width:36em}svg text{font:11px system-ui,sans-serif;fill:#555}";
 
 #[cfg(test)]
 mod tests {

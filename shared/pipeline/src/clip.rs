@@ -214,9 +214,11 @@ impl ClipProcessor {
             })
             .collect();
         let rules = voices.calibration.rules;
-        result.threshold = Some(rules.threshold);
-        result.required_margin = Some(rules.margin);
         let decision = decide(&inputs, profiles, &voices.calibration);
+        // A named clip records what its speaker was held to (for its speech, or its clear
+        // lead); an unnamed one the location's rules.
+        result.threshold = Some(decision.threshold.unwrap_or(rules.threshold));
+        result.required_margin = Some(decision.required_margin.unwrap_or(rules.margin));
         result.timings_ms.identify = started.elapsed().as_millis() as u64;
         result.timings_ms.total += result.timings_ms.identify;
 
@@ -242,6 +244,9 @@ impl ClipProcessor {
                 score: d.score,
                 margin: d.margin,
                 unknown_reason: d.unknown_reason,
+                threshold: d.threshold,
+                required_margin: d.required_margin,
+                why: Some(d.why),
             })
             .collect();
         result.turns = heard.turns;

@@ -64,7 +64,8 @@ pub struct ClipResult {
     pub worker_name: Option<String>,
     pub score: Option<f32>,
     pub margin: Option<f32>,
-    /// The threshold and margin the clip was decided by: its location's calibration.
+    /// The threshold and margin the clip was decided by: what its named speaker was held to (the
+    /// location's bar for that much speech, or its clear lead), else the location's rules.
     #[serde(default)]
     pub threshold: Option<f32>,
     #[serde(default)]
@@ -93,6 +94,14 @@ pub struct SpeakerResult {
     pub score: Option<f32>,
     pub margin: Option<f32>,
     pub unknown_reason: Option<UnknownReason>,
+    /// The bar and lead the speaker was held to (for its speech, or its clear lead).
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    #[serde(default)]
+    pub required_margin: Option<f32>,
+    /// Why it was decided, in plain words.
+    #[serde(default)]
+    pub why: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]

@@ -21,6 +21,11 @@ use crate::turns::Turn;
 /// Seconds of each local turn's edges left out when identifying its speaker: the diarizer's
 /// boundaries are good to about one window step, and overlap sits at turn edges.
 pub const EDGE_TRIM_S: f64 = 0.25;
+/// A pause up to this long is inside one speaker's speech unless the voices either side of it
+/// differ: the utterances around it share one region (whose windows span the pause), and two
+/// turns the diarizer gave one speaker become one. Speech spoken word by word (60-250 ms
+/// between words) must not break into pieces under the minimum utterance.
+pub const MAX_PAUSE_S: f64 = 0.3;
 
 #[derive(Debug, Clone, Copy)]
 pub struct DiarizerConfig {
@@ -67,6 +72,9 @@ impl Default for DiarizerConfig {
 pub struct WindowPlan {
     pub rate: u32,
     pub n_samples: usize,
+    /// Stretches of speech without a pause over the VAD's bridge (sample ranges).
+    pub utterances: Vec<(usize, usize)>,
+    /// Utterances at most [`MAX_PAUSE_S`] apart, joined: what the windows are laid over.
     pub regions: Vec<(usize, usize)>,
     /// Sample ranges, one model partial each, region by region.
     pub windows: Vec<(usize, usize)>,
@@ -128,7 +136,8 @@ impl LocalDiarizer {
     /// [`Self::plan`] over bare samples at `rate`.
     pub fn plan_samples(&self, samples: &[f32], rate: u32) -> WindowPlan {
         let window_samples = self.config.window_samples;
-        let regions = speech_regions(samples, rate, &self.config.vad);
+        let utterances = speech_regions(samples, rate, &self.config.vad);
+        let regions = join_close(&utterances, rate, &self.config.vad);
         let speech: usize = regions.iter().map(|(s, e)| e - s).sum();
         let mut step = (self.config.step_s * f64::from(rate)) as usize;
         step = step.max(speech / self.config.max_windows.max(1)).max(1);
@@ -151,6 +160,7 @@ impl LocalDiarizer {
         WindowPlan {
             rate,
             n_samples: samples.len(),
+            utterances,
             regions,
             windows,
             region_windows,
@@ -231,7 +241,7 @@ impl LocalDiarizer {
                 }
             }
         }
-        turns
+        join_pauses(turns)
     }
 
     /// Plans, embeds the windows and finishes, for one clip.
@@ -248,6 +258,37 @@ impl LocalDiarizer {
             .collect();
         Ok(self.finish(&plan, &embeddings))
     }
+}
+
+/// Utterances whose pause (less the VAD's padding of both) is at most [`MAX_PAUSE_S`], joined.
+fn join_close(utterances: &[(usize, usize)], rate: u32, vad: &VadConfig) -> Vec<(usize, usize)> {
+    let hop = rate as usize * FRAME_MS / 1000;
+    let padding = 2 * vad.pad_frames * hop;
+    let max_gap = ((MAX_PAUSE_S * f64::from(rate)) as usize).saturating_sub(padding);
+    let mut regions: Vec<(usize, usize)> = Vec::with_capacity(utterances.len());
+    for &(s, e) in utterances {
+        match regions.last_mut() {
+            Some(last) if s.saturating_sub(last.1) <= max_gap => last.1 = e,
+            _ => regions.push((s, e)),
+        }
+    }
+    regions
+}
+
+/// Consecutive turns of one speaker at most [`MAX_PAUSE_S`] apart, as one turn.
+fn join_pauses(turns: Vec<Turn>) -> Vec<Turn> {
+    let mut joined: Vec<Turn> = Vec::with_capacity(turns.len());
+    for turn in turns {
+        match joined.last_mut() {
+            Some(last)
+                if last.speaker == turn.speaker && turn.start_s - last.end_s <= MAX_PAUSE_S =>
+            {
+                last.end_s = last.end_s.max(turn.end_s);
+            }
+            _ => joined.push(turn),
+        }
+    }
+    joined
 }
 
 /// Centroid re-assignment rounds after clustering (k-means style), undoing chaining mistakes.
@@ -299,12 +340,18 @@ impl LocalDiarizer {
         segment_of
     }
 
-    /// A speech region whose windows mostly carry one label takes it whole: speakers usually
-    /// change at a pause, and a stray window inside a turn is noise, not a speaker change.
+    /// An utterance whose windows (by their middle) mostly carry one label takes it whole:
+    /// speakers usually change at a pause, and a stray window inside a turn is noise, not a
+    /// speaker change. Utterances, not regions: a short turn after a short pause is its own.
     fn unify_regions(&self, plan: &WindowPlan, labels: &mut [usize]) {
         let n = labels.iter().max().map_or(0, |m| m + 1);
-        for range in &plan.region_windows {
-            let inside: Vec<usize> = range.clone().collect();
+        for &(start, end) in &plan.utterances {
+            let inside: Vec<usize> = (0..plan.windows.len())
+                .filter(|&w| (start..end).contains(&plan.windows[w].0.midpoint(plan.windows[w].1)))
+                .collect();
+            if inside.is_empty() {
+                continue;
+            }
             let mut counts = vec![0usize; n];
             inside.iter().for_each(|&i| counts[labels[i]] += 1);
             if let Some((top, &count)) = counts.iter().enumerate().max_by_key(|(_, c)| **c)

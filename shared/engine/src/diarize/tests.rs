@@ -54,3 +54,51 @@ fn windows_cover_speech_and_finish_maps_clusters_to_turns() {
         "{turns:?}"
     );
 }
+
+#[test]
+fn pauses_inside_one_speakers_speech_are_bridged() {
+    let turn = |start_s, end_s, speaker: &str| Turn {
+        start_s,
+        end_s,
+        speaker: speaker.into(),
+    };
+    let joined = join_pauses(vec![
+        turn(0.0, 0.6, "A"),
+        turn(0.85, 1.4, "A"),
+        turn(1.6, 2.0, "B"),
+        turn(2.2, 2.6, "A"),
+        turn(3.0, 3.5, "A"),
+    ]);
+    assert_eq!(
+        joined,
+        vec![
+            turn(0.0, 1.4, "A"),
+            turn(1.6, 2.0, "B"),
+            turn(2.2, 2.6, "A"),
+            turn(3.0, 3.5, "A"),
+        ],
+        "a 0.25 s pause is bridged; a change of speaker or a 0.4 s pause is not"
+    );
+}
+
+#[test]
+fn words_with_pauses_share_one_region_and_each_word_is_an_utterance() {
+    let rate = 16000usize;
+    let mut samples = vec![0.0f32; 4 * rate];
+    // Words of 0.3 s with pauses of 0.06 to 0.25 s between them, from 0.5 s on.
+    let mut at = rate / 2;
+    for pause_ms in [60, 250, 120, 200, 90, 180] {
+        for (i, s) in samples.iter_mut().enumerate().skip(at).take(rate * 3 / 10) {
+            *s = 0.3 * (i as f32 * 0.05).sin();
+        }
+        at += rate * 3 / 10 + rate * pause_ms / 1000;
+    }
+    let plan = LocalDiarizer::default().plan_samples(&samples, rate as u32);
+    assert_eq!(plan.regions.len(), 1, "{:?}", plan.regions);
+    assert_eq!(
+        plan.utterances.len(),
+        3,
+        "pauses over the VAD's 150 ms bridge part utterances: {:?}",
+        plan.utterances
+    );
+}

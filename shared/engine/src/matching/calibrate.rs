@@ -136,8 +136,19 @@ impl LookAlike {
 /// A location's decision rules with what they were derived from: stored with its profiles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
+    /// How it was calibrated (`Calibration::METHOD` when current): a stored calibration of an
+    /// older method is calibrated again from the samples.
+    #[serde(default)]
+    pub method: u32,
     /// The threshold and margin this location decides with.
     pub rules: DecisionRules,
+    /// The clear-lead path under the threshold (`calibrate/strangers.rs`), where it was measured.
+    #[serde(default)]
+    pub lead: Option<LeadRule>,
+    /// How far the threshold and the lead's floor move for a speaker with little speech, by
+    /// length (shortest first; empty: they do not move).
+    #[serde(default)]
+    pub speech: Vec<SpeechShift>,
     /// The model's prior (or the settings'), which `rules` never fall below.
     pub prior: DecisionRules,
     pub basis: Basis,
@@ -151,10 +162,17 @@ pub struct Calibration {
 }
 
 impl Calibration {
+    /// The calibration method of this build: 2 added the margin from the strangers' leads, the
+    /// clear-lead path and the bars for short speech.
+    pub const METHOD: u32 = 2;
+
     /// Rules taken as they are, with nothing learned from samples (unit tests, tools).
     pub fn fixed(rules: DecisionRules) -> Self {
         Self {
+            method: Self::METHOD,
             rules,
+            lead: None,
+            speech: Vec::new(),
             prior: rules,
             basis: Basis::Prior,
             impostor_mean: None,
@@ -165,6 +183,18 @@ impl Calibration {
             look_alike: Vec::new(),
             flagged: Vec::new(),
         }
+    }
+
+    /// The threshold and the lead's floor for a speaker with `speech_s` seconds of speech:
+    /// lower for less speech, never under the prior's threshold.
+    pub fn bars_for(&self, speech_s: f64) -> (f32, Option<LeadRule>) {
+        let shift = shift_for(&self.speech, speech_s);
+        let at_least = |v: f32| (v + shift).max(self.prior.threshold);
+        let lead = self.lead.map(|l| LeadRule {
+            score: at_least(l.score),
+            ..l
+        });
+        (at_least(self.rules.threshold), lead)
     }
 
     /// Whether `a` and `b` are a look-alike pair.
@@ -186,8 +216,20 @@ impl Calibration {
             .collect()
     }
 
-    /// Why the threshold is what it is, in one line.
+    /// Why the threshold is what it is, and the clear-lead path under it, in one line.
     pub fn explain(&self) -> String {
+        match self.lead {
+            Some(lead) => format!(
+                "{}; a speaker who leads the next employee by {:.2} is named from {:.3}",
+                self.explain_threshold(),
+                lead.margin,
+                lead.score
+            ),
+            None => self.explain_threshold(),
+        }
+    }
+
+    fn explain_threshold(&self) -> String {
         let t = self.rules.threshold;
         match (self.basis, self.impostor_mean) {
             (Basis::Prior, _) => format!("threshold {t:.3}: the model's prior"),
@@ -285,11 +327,21 @@ pub fn calibrate(workers: &mut [EmployeeSamples], prior: Prior) -> Calibration {
         })
         .collect();
     let targets: Vec<f32> = state.leave_one_out.iter().flatten().copied().collect();
+    let strangers = Strangers::measure(workers, &state);
     Calibration {
+        method: Calibration::METHOD,
         rules: DecisionRules {
             threshold: estimate.threshold,
-            margin: prior.rules.margin,
+            margin: strangers
+                .as_ref()
+                .map_or(prior.rules.margin, |s| s.margin(prior)),
         },
+        lead: strangers
+            .as_ref()
+            .and_then(|s| s.lead_rule(estimate.impostor_mean, estimate.threshold, prior)),
+        speech: strangers
+            .as_ref()
+            .map_or_else(Vec::new, Strangers::speech_shifts),
         prior: prior.rules,
         basis: estimate.basis,
         impostor_mean: (estimate.trials > 0).then_some(estimate.impostor_mean),
@@ -302,7 +354,11 @@ pub fn calibrate(workers: &mut [EmployeeSamples], prior: Prior) -> Calibration {
     }
 }
 
+mod strangers;
 mod trials;
+
+use strangers::Strangers;
+pub use strangers::{LeadRule, SpeechShift, shift_for};
 
 pub use trials::mean_embedding;
 use trials::{Estimate, Trials, mean};

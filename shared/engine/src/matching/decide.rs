@@ -21,12 +21,35 @@ pub struct SpeakerInput {
 #[serde(rename_all = "snake_case")]
 pub enum UnknownReason {
     NoProfiles,
+    /// Under the location's bar for this much speech.
     BelowThreshold,
+    /// Under the bar, with under [`SHORT_SPEECH_S`] of speech: too little to tell.
+    TooLittleSpeech,
+    /// Over the bar, but too close to a second employee.
     WithinMargin,
     /// The worker went to another speaker of the same clip with a higher score.
     TakenByOtherSpeaker,
     /// The best two profiles are a look-alike pair: choosing between them is a coin toss.
     LookAlike,
+}
+
+/// Under this much speech, a speaker under the bar is `too_little_speech`.
+pub const SHORT_SPEECH_S: f64 = 2.0;
+
+impl UnknownReason {
+    /// What it means, in plain words (docs/results.md lists them all).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::NoProfiles => "no employee of this location has a voice profile",
+            Self::BelowThreshold => "sounds too little like any employee",
+            Self::TooLittleSpeech => "too little speech to tell who it is",
+            Self::WithinMargin => "too close between two employees",
+            Self::TakenByOtherSpeaker => {
+                "the employee went to another speaker who sounds more like them"
+            }
+            Self::LookAlike => "between two employees who sound alike at this location",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +63,12 @@ pub struct SpeakerDecision {
     /// Best score minus second best (the best alone when only one profile exists).
     pub margin: Option<f32>,
     pub unknown_reason: Option<UnknownReason>,
+    /// The bar and the lead the speaker was held to: the location's for this much speech, or,
+    /// named by a clear lead, the lead's floor and margin.
+    pub threshold: Option<f32>,
+    pub required_margin: Option<f32>,
+    /// Why, in plain words.
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +99,9 @@ pub struct ClipDecision {
     pub worker_id: Option<String>,
     pub score: Option<f32>,
     pub margin: Option<f32>,
+    /// The bar and lead that speaker was held to (see [`SpeakerDecision`]).
+    pub threshold: Option<f32>,
+    pub required_margin: Option<f32>,
     pub speakers: Vec<SpeakerDecision>,
 }
 
@@ -89,8 +121,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// Decides every speaker of one clip, by the location's calibration.
 ///
-/// A speaker is a worker when that worker's profile scores at least the threshold and beats every
-/// other profile by the margin, and the runner-up is not its look-alike; each worker goes to at
+/// A speaker is a worker when that worker's profile scores at least the threshold (or, under it,
+/// at least the lead rule's floor with the lead rule's clear margin) and beats every other
+/// profile by the margin, and the runner-up is not its look-alike; each worker goes to at
 /// most one speaker (the higher score wins and the other speaker becomes `unknown`, never a
 /// second-choice name).
 pub fn decide(
@@ -121,6 +154,8 @@ pub fn decide(
         if taken.contains(&worker) {
             decisions[i].worker_id = None;
             decisions[i].unknown_reason = Some(UnknownReason::TakenByOtherSpeaker);
+            decisions[i].why =
+                format!("unknown, {}", UnknownReason::TakenByOtherSpeaker.describe());
         } else {
             taken.push(worker);
         }
@@ -144,6 +179,8 @@ pub fn decide(
         worker_id: lead.and_then(|d| d.worker_id.clone()),
         score: lead.and_then(|d| d.score),
         margin: lead.and_then(|d| d.margin),
+        threshold: lead.and_then(|d| d.threshold),
+        required_margin: lead.and_then(|d| d.required_margin),
         speakers: decisions,
     }
 }
@@ -153,7 +190,6 @@ fn score_speaker(
     profiles: &[Profile],
     calibration: &Calibration,
 ) -> SpeakerDecision {
-    let rules = calibration.rules;
     let mut scored: Vec<(f32, &Profile)> = profiles
         .iter()
         .map(|p| (cosine(&speaker.embedding, &p.embedding), p))
@@ -167,27 +203,76 @@ fn score_speaker(
         score: None,
         margin: None,
         unknown_reason: Some(UnknownReason::NoProfiles),
+        threshold: None,
+        required_margin: None,
+        why: UnknownReason::NoProfiles.describe().to_string(),
     };
     let Some(&(best, profile)) = scored.first() else {
         return decision;
     };
-    let margin = best - scored.get(1).map_or(0.0, |s| s.0.max(0.0));
+    let runner_up = scored.get(1).map(|&(s, p)| (s.max(0.0), p));
+    let margin = best - runner_up.map_or(0.0, |r| r.0);
     decision.best_worker_id = Some(profile.worker_id.clone());
     decision.score = Some(best);
     decision.margin = Some(margin);
-    let runner_up_looks_alike = scored
-        .get(1)
-        .is_some_and(|(_, p)| calibration.look_alike(&profile.worker_id, &p.worker_id));
-    decision.unknown_reason = if best < rules.threshold {
-        Some(UnknownReason::BelowThreshold)
+    // Less speech lowers every score: the bars are the location's for this much speech. Under
+    // the threshold, a clear lead over every other profile still names the speaker.
+    let (threshold, lead) = calibration.bars_for(speaker.speech_s);
+    let clear_lead = lead.filter(|l| best < threshold && l.admits(best, margin));
+    let (bar, need) = clear_lead.map_or((threshold, calibration.rules.margin), |l| {
+        (l.score, l.margin)
+    });
+    decision.threshold = Some(bar);
+    decision.required_margin = Some(need);
+    let runner_up_looks_alike =
+        runner_up.is_some_and(|(_, p)| calibration.look_alike(&profile.worker_id, &p.worker_id));
+    let reason = if best < bar {
+        Some(if speaker.speech_s < SHORT_SPEECH_S {
+            UnknownReason::TooLittleSpeech
+        } else {
+            UnknownReason::BelowThreshold
+        })
     } else if runner_up_looks_alike {
         Some(UnknownReason::LookAlike)
-    } else if margin < rules.margin {
+    } else if margin < need {
         Some(UnknownReason::WithinMargin)
     } else {
-        decision.worker_id = Some(profile.worker_id.clone());
         None
     };
+    let second = runner_up.map_or("no other employee", |(_, p)| p.name.as_str());
+    decision.why = match reason {
+        None if clear_lead.is_some() => format!(
+            "{}: scored {best:.2}, under this location's bar of {threshold:.2} for {:.1} s of \
+             speech, but {margin:.2} ahead of {second} (a clear lead here is {need:.2})",
+            profile.name, speaker.speech_s
+        ),
+        None => format!(
+            "{}: scored {best:.2}, over this location's bar of {bar:.2} for {:.1} s of speech, \
+             {margin:.2} ahead of {second}",
+            profile.name, speaker.speech_s
+        ),
+        Some(r @ (UnknownReason::BelowThreshold | UnknownReason::TooLittleSpeech)) => format!(
+            "unknown, {}: best {} at {best:.2}, under this location's bar of {bar:.2} for {:.1} s \
+             of speech",
+            r.describe(),
+            profile.name,
+            speaker.speech_s
+        ),
+        Some(UnknownReason::LookAlike) => format!(
+            "unknown, {}: {} ({best:.2}) and {second}",
+            UnknownReason::LookAlike.describe(),
+            profile.name
+        ),
+        Some(r) => format!(
+            "unknown, {}: {} at {best:.2}, only {margin:.2} ahead of {second} ({need:.2} needed)",
+            r.describe(),
+            profile.name
+        ),
+    };
+    decision.unknown_reason = reason;
+    if reason.is_none() {
+        decision.worker_id = Some(profile.worker_id.clone());
+    }
     decision
 }
 
@@ -205,6 +290,7 @@ mod tests {
                 source: "s".into(),
                 speech_s: 5.0,
                 embedding: e,
+                pieces: Vec::new(),
             }],
         )
         .unwrap()
@@ -343,6 +429,43 @@ mod tests {
         let d = decide(&speaker, &profiles, &alike);
         assert_eq!(d.status, ClipStatus::NoMatch);
         assert_eq!(d.speakers[0].unknown_reason, Some(UnknownReason::LookAlike));
+    }
+
+    #[test]
+    fn a_clear_lead_under_the_threshold_is_named_and_a_close_one_is_not() {
+        let profiles = [
+            profile("ann", vec![1.0, 0.0, 0.0]),
+            profile("bob", vec![0.0, 1.0, 0.0]),
+        ];
+        let mut calibration = rules();
+        calibration.prior.threshold = 0.5;
+        calibration.lead = Some(crate::matching::LeadRule {
+            score: 0.6,
+            margin: 0.3,
+            trials: 40,
+        });
+        // 0.65 against ann, 0 against bob: under the threshold, a lead of 0.65.
+        let clear = decide(
+            &[speaker("A", at(0.65, true), 3.0)],
+            &profiles,
+            &calibration,
+        );
+        assert_eq!(clear.worker_id.as_deref(), Some("ann"));
+        // 0.65 against ann and 0.45 against bob: the lead of 0.2 is not clear.
+        let v = [0.65f32, 0.45, (1.0f32 - 0.65 * 0.65 - 0.45 * 0.45).sqrt()];
+        let close = decide(&[speaker("A", v.to_vec(), 3.0)], &profiles, &calibration);
+        assert_eq!(close.status, ClipStatus::NoMatch);
+        assert_eq!(
+            close.speakers[0].unknown_reason,
+            Some(UnknownReason::BelowThreshold)
+        );
+        // Under the floor, no lead is enough.
+        let low = decide(
+            &[speaker("A", at(0.55, true), 3.0)],
+            &profiles,
+            &calibration,
+        );
+        assert_eq!(low.status, ClipStatus::NoMatch);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    Calibration, EmployeeSamples, Prior, Profile, ProfileSet, SampleEmbedding, build_profile,
-    calibrate,
+    Calibration, EmployeeSamples, Piece, Prior, Profile, ProfileSet, SampleEmbedding,
+    build_profile, calibrate,
 };
-use crate::audio::{Audio, AudioError, decode_file};
+use crate::audio::{AudioError, decode_file};
 use crate::diarize::{VadConfig, speech_regions};
 use crate::model::{EmbedRequest, Embedding, ModelError, SpeakerEncoder};
 
@@ -48,25 +48,47 @@ pub fn enroll_with<E>(
     for (who, enrollee) in enrollees.iter().enumerate() {
         for path in &enrollee.samples {
             match decode_file(path, rate) {
-                Ok(audio) => decoded.push((who, path.as_path(), audio)),
+                Ok(audio) => {
+                    let regions = speech_regions(&audio.samples, rate, &VadConfig::default());
+                    decoded.push((who, path.as_path(), audio, regions));
+                }
                 Err(e) => unreadable.push(e),
             }
         }
     }
-    let requests: Vec<EmbedRequest<'_>> = decoded
+    // Each sample whole, then its pieces: one batch of requests for all of them.
+    let mut requests: Vec<EmbedRequest<'_>> = decoded
         .iter()
-        .map(|(_, _, audio)| EmbedRequest {
+        .map(|(_, _, audio, _)| EmbedRequest {
             segments: vec![&audio.samples],
         })
         .collect();
-    let embeddings = embed(&requests)?;
+    let mut piece_of = Vec::new();
+    for (i, (_, _, audio, regions)) in decoded.iter().enumerate() {
+        for (speech_s, piece) in pieces(&audio.samples, regions, rate) {
+            piece_of.push((i, speech_s));
+            requests.push(EmbedRequest { segments: piece });
+        }
+    }
+    let mut embeddings = embed(&requests)?;
+    let piece_embeddings = embeddings.split_off(decoded.len());
+    let mut sample_pieces: Vec<Vec<Piece>> = vec![Vec::new(); decoded.len()];
+    for ((i, speech_s), e) in piece_of.into_iter().zip(piece_embeddings) {
+        sample_pieces[i].extend(e.map(|embedding| Piece {
+            speech_s,
+            embedding,
+        }));
+    }
     let mut per_worker: Vec<Vec<SampleEmbedding>> = vec![Vec::new(); enrollees.len()];
-    for ((who, path, audio), embedding) in decoded.iter().zip(embeddings) {
+    for (((who, path, audio, regions), embedding), pieces) in
+        decoded.iter().zip(embeddings).zip(sample_pieces)
+    {
         if let Some(embedding) = embedding {
             per_worker[*who].push(SampleEmbedding {
                 source: source_name(path),
-                speech_s: speech_seconds(audio),
+                speech_s: speech_seconds(regions, audio.sample_rate),
                 embedding,
+                pieces,
             });
         }
     }
@@ -106,11 +128,47 @@ impl Enrollment {
     }
 }
 
-/// Seconds of speech in a sample (silence and noise between words do not count towards a
-/// profile's strength).
-fn speech_seconds(audio: &Audio) -> f64 {
-    let regions = speech_regions(&audio.samples, audio.sample_rate, &VadConfig::default());
-    regions.iter().map(|(s, e)| (e - s) as f64).sum::<f64>() / f64::from(audio.sample_rate)
+/// Seconds of speech in a sample's regions (silence and noise between words do not count
+/// towards a profile's strength).
+fn speech_seconds(regions: &[(usize, usize)], rate: u32) -> f64 {
+    regions.iter().map(|(s, e)| (e - s) as f64).sum::<f64>() / f64::from(rate)
+}
+
+/// Lengths of speech (seconds) a sample is cut into for the calibration: the speech a clip's
+/// speaker has, from a short turn's core to a few turns joined.
+pub const PIECE_S: [f64; 3] = [1.0, 2.0, 4.0];
+/// Pieces of one length taken from one sample at most: a long sample adds no new channel.
+const MAX_PIECES: usize = 6;
+
+/// A sample's speech (its regions joined, as a speaker's turn cores are) cut into consecutive
+/// pieces of each of [`PIECE_S`]; each piece is its length and the slices of the regions it
+/// spans.
+fn pieces<'a>(
+    samples: &'a [f32],
+    regions: &[(usize, usize)],
+    rate: u32,
+) -> Vec<(f64, Vec<&'a [f32]>)> {
+    let mut out = Vec::new();
+    for length_s in PIECE_S {
+        let length = (length_s * f64::from(rate)) as usize;
+        let (mut piece, mut have, mut taken) = (Vec::new(), 0usize, 0usize);
+        'regions: for &(start, end) in regions {
+            let mut at = start;
+            while at < end {
+                let take = (length - have).min(end - at);
+                piece.push(&samples[at..at + take]);
+                (at, have) = (at + take, have + take);
+                if have == length {
+                    out.push((length_s, std::mem::take(&mut piece)));
+                    (have, taken) = (0, taken + 1);
+                    if taken == MAX_PIECES {
+                        break 'regions;
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn source_name(path: &Path) -> String {
@@ -118,4 +176,30 @@ fn source_name(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_join_regions_and_stop_at_the_speech() {
+        let rate = 100;
+        let samples: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        // 2.5 s of speech in two regions: 1.5 s, then 1.0 s.
+        let regions = [(100, 250), (500, 600)];
+        let cut = pieces(&samples, &regions, rate);
+        let lengths: Vec<usize> = cut
+            .iter()
+            .map(|(_, p)| p.iter().map(|s| s.len()).sum())
+            .collect();
+        assert_eq!(
+            lengths,
+            vec![100, 100, 200],
+            "two of 1 s, one of 2 s, none of 4 s"
+        );
+        assert_eq!(cut[2].0, 2.0);
+        assert_eq!(cut[1].1.len(), 2, "the second 1 s piece spans both regions");
+        assert_eq!((cut[1].1[0][0], cut[1].1[1][0]), (200.0, 500.0));
+    }
 }

@@ -6,12 +6,14 @@ mod enroll;
 mod profile;
 
 pub use calibrate::{
-    Basis, Calibration, EmployeeSamples, FlaggedSample, LookAlike, MIN_SAMPLE_SPEECH_S, Prior,
-    SampleIssue, calibrate, mean_embedding,
+    Basis, Calibration, EmployeeSamples, FlaggedSample, LeadRule, LookAlike, MIN_SAMPLE_SPEECH_S,
+    Prior, SampleIssue, SpeechShift, calibrate, mean_embedding, shift_for,
 };
 pub use decide::{
     ClipDecision, ClipStatus, DecisionRules, SpeakerDecision, SpeakerInput, UnknownReason, cosine,
     decide,
 };
 pub use enroll::{Enrollee, Enrollment, enroll, enroll_with};
-pub use profile::{Profile, ProfileSet, SampleEmbedding, WEAK_PROFILE_SECONDS, build_profile};
+pub use profile::{
+    Piece, Profile, ProfileSet, SampleEmbedding, WEAK_PROFILE_SECONDS, build_profile,
+};

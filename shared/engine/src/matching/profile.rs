@@ -11,6 +11,17 @@ pub struct SampleEmbedding {
     pub source: String,
     pub speech_s: f64,
     pub embedding: Embedding,
+    /// The sample's speech cut into pieces of the lengths turns have (`enroll::PIECE_S`),
+    /// embedded for the location's calibration only: how its channel scores short turns.
+    #[serde(skip)]
+    pub pieces: Vec<Piece>,
+}
+
+/// A piece of a sample's speech and its embedding.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub speech_s: f64,
+    pub embedding: Embedding,
 }
 
 /// An enrolled worker's voice.
@@ -66,6 +77,7 @@ mod tests {
             source: "x".into(),
             speech_s: secs,
             embedding: e,
+            pieces: Vec::new(),
         };
         let p = build_profile(
             "w1",

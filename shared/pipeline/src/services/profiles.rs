@@ -14,7 +14,7 @@ use crate::BatcherHandle;
 use crate::SinkError;
 use crate::profile_store::{Fingerprint, ProfileStore, StoredProfile};
 use crate::source::{Assignment, ClipSource, Fetched, SourceError, assign};
-use engine::matching::{Enrollee, Prior, Profile, ProfileSet, enroll_with};
+use engine::matching::{Calibration, Enrollee, Prior, Profile, ProfileSet, enroll_with};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -160,6 +160,7 @@ impl Profiles {
                 store.load_calibration(location, &model).await?
             && built_from == fingerprint
             && calibration.prior == self.prior.rules
+            && calibration.method == Calibration::METHOD
         {
             let rows = store.load_profiles(location, &model).await?;
             if let Some(profiles) = stored(&rows, &fingerprint, &assignment) {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::matching::Piece;
 
 const PRIOR: Prior = Prior {
     rules: DecisionRules {
@@ -71,13 +72,34 @@ impl Location {
 
     /// One recording of person `p`: voice, channel, and a little of everything else.
     fn sample(&mut self, p: usize, name: &str) -> SampleEmbedding {
-        let noise = self.gauss.vector(DIM);
-        let voice = self.voices[p].clone();
-        let c = self.channel;
         SampleEmbedding {
             source: name.into(),
             speech_s: 4.0,
-            embedding: mix(&[(1.0, &voice), (c * 1.3, &self.channel_dir), (0.45, &noise)]),
+            embedding: self.recording(p, 0.45),
+            pieces: Vec::new(),
+        }
+    }
+
+    /// An embedding of person `p` with `noise` of everything else (more for less speech).
+    fn recording(&mut self, p: usize, noise: f32) -> Vec<f32> {
+        let other = self.gauss.vector(DIM);
+        let voice = self.voices[p].clone();
+        let c = self.channel;
+        mix(&[(1.0, &voice), (c * 1.3, &self.channel_dir), (noise, &other)])
+    }
+
+    /// Each sample's pieces: `n` of `speech_s` seconds, with `noise`.
+    fn add_pieces(&mut self, workers: &mut [EmployeeSamples], n: usize, speech_s: f64, noise: f32) {
+        for (p, w) in workers.iter_mut().enumerate() {
+            for s in &mut w.samples {
+                for _ in 0..n {
+                    let embedding = self.recording(p, noise);
+                    s.pieces.push(Piece {
+                        speech_s,
+                        embedding,
+                    });
+                }
+            }
         }
     }
 
@@ -203,5 +225,70 @@ fn one_person_enrolled_twice_is_a_look_alike_pair_that_raises_nobody_s_threshold
         "{} against {}",
         c.rules.threshold,
         honest.rules.threshold
+    );
+}
+
+#[test]
+fn a_narrow_band_location_names_a_clear_lead_under_its_threshold() {
+    let narrow = calibrate(&mut Location::new(6, 0.8, 8).workers(8, 4), PRIOR);
+    let lead = narrow
+        .lead
+        .expect("8 employees give enough stranger trials");
+    assert_eq!(lead.trials, 32);
+    assert!(
+        lead.score >= PRIOR.rules.threshold && lead.score < narrow.rules.threshold,
+        "the floor sits between the prior and the threshold: {lead:?}, {}",
+        narrow.rules.threshold
+    );
+    assert!(narrow.rules.margin >= PRIOR.rules.margin);
+    assert!(
+        lead.margin > narrow.rules.margin,
+        "{lead:?} {:?}",
+        narrow.rules
+    );
+    assert!(narrow.explain().contains("leads the next employee by"));
+}
+
+#[test]
+fn without_enough_strangers_the_threshold_decides_alone() {
+    let mut location = Location::new(7, 0.8, 8);
+    // Two employees: as a stranger, each has one other profile and no second best.
+    let two = calibrate(&mut location.workers(2, 4), PRIOR);
+    assert_eq!((two.lead, two.rules.margin), (None, PRIOR.rules.margin));
+    // Three employees with two samples: 6 stranger trials, too few; the samples' pieces
+    // (here: noisier recordings of the same people) make enough.
+    let mut workers = location.workers(3, 2);
+    assert_eq!(calibrate(&mut workers.clone(), PRIOR).lead, None);
+    location.add_pieces(&mut workers, 4, 2.0, 0.45);
+    let c = calibrate(&mut workers, PRIOR);
+    assert_eq!(c.lead.map(|l| l.trials), Some(30));
+}
+
+#[test]
+fn little_speech_lowers_the_bars_by_what_it_costs_a_stranger() {
+    let mut location = Location::new(8, 0.8, 8);
+    let mut workers = location.workers(8, 4);
+    // A second of speech is a noisier embedding, less like anybody; two seconds less so.
+    location.add_pieces(&mut workers, 2, 1.0, 0.9);
+    location.add_pieces(&mut workers, 2, 2.0, 0.65);
+    location.add_pieces(&mut workers, 1, 4.0, 0.45);
+    let c = calibrate(&mut workers, PRIOR);
+    let at = |s: f64| c.bars_for(s);
+    assert_eq!(c.speech.len(), 3, "{:?}", c.speech);
+    assert!(c.speech[0].shift < c.speech[1].shift && c.speech[1].shift < 0.0);
+    assert_eq!(c.speech[2].shift, 0.0, "the longest piece is the reference");
+    assert_eq!(
+        at(4.0).0,
+        c.rules.threshold,
+        "4 s of speech or more: the threshold"
+    );
+    assert_eq!(at(30.0).0, c.rules.threshold);
+    assert!(at(1.0).0 < at(1.5).0 && at(1.5).0 < at(2.0).0 && at(2.0).0 < at(4.0).0);
+    assert_eq!(at(0.5), at(1.0), "under the shortest piece: its bars");
+    let (low, lead) = at(1.0);
+    assert!(low >= PRIOR.rules.threshold && lead.unwrap().score >= PRIOR.rules.threshold);
+    assert!(
+        lead.unwrap().score < c.lead.unwrap().score,
+        "the lead's floor moves too"
     );
 }

@@ -94,6 +94,14 @@ impl Trials {
         }
     }
 
+    /// Whether workers `a` and `b` are one voice (see [`Self::same_voice`]).
+    pub(super) fn twins(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (a.min(b), a.max(b));
+        self.pairs
+            .iter()
+            .any(|p| p.a == a && p.b == b && self.same_voice(p))
+    }
+
     pub(super) fn target_mean(&self, prior: Prior) -> f32 {
         let all: Vec<f32> = self.leave_one_out.iter().flatten().copied().collect();
         if all.is_empty() {
