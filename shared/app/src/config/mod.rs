@@ -57,7 +57,7 @@ const ENV_KEYS: &[&str] = &[
 ];
 
 const DEFAULT_FILE: &str = "config/default.toml";
-/// CAM++ identifies, GE2E embeds the diarizer's windows (README "Accuracy" says why).
+/// CAM++ identifies, GE2E embeds the diarizer's windows (docs/accuracy.md and README "Models" say why).
 const DEFAULT_MODEL: &str = "models/campplus/campplus.toml";
 
 #[derive(Debug, Clone, Deserialize)]
