@@ -121,7 +121,7 @@ def ceiling(report: dict) -> float:
             if s["score"] is not None and s.get("unknown_reason") != "look_alike"]
     if not rows:
         return sum(r["expected"] is None for r in results) / max(len(results), 1)
-    clip, score, margin, speech, shift = (np.array([r[k] for r in rows]) for k in (0, 1, 2, 3, 5))
+    score, margin, speech, shift = (np.array([r[k] for r in rows]) for k in (1, 2, 3, 5))
     order = sorted(range(len(rows)), key=lambda k: (rows[k][0], -rows[k][1]))
     by_clip = {}
     for k in order:
@@ -148,15 +148,10 @@ def ceiling(report: dict) -> float:
                                 taken.add(rows[k][4])
                                 kept.append(k)
                         got = rows[max(kept, key=lambda k: (speech[k], score[k]))][4] if kept else None
-                        if got is not None:
-                            if got == expected[i]:
-                                right += 1
-                            else:
-                                wrong += 1
-                            if expected[i] is None:
-                                right -= 1
-                        if wrong:
+                        if got is not None and got != expected[i]:
+                            wrong += 1
                             break
+                        right += got is not None
                     if not wrong:
                         best = max(best, right)
     return best / max(len(results), 1)

@@ -204,7 +204,7 @@ impl LocalDiarizer {
         for _ in 0..REFINE_ROUNDS {
             refine_to_centroids(&mut labels, embeddings);
         }
-        self.unify_regions(plan, &mut labels);
+        self.unify_utterances(plan, &mut labels);
         let hop = plan.rate as usize * FRAME_MS / 1000;
         let frames = plan.n_samples.div_ceil(hop);
         let n_labels = labels.iter().max().map_or(0, |m| m + 1);
@@ -343,15 +343,22 @@ impl LocalDiarizer {
     /// An utterance whose windows (by their middle) mostly carry one label takes it whole:
     /// speakers usually change at a pause, and a stray window inside a turn is noise, not a
     /// speaker change. Utterances, not regions: a short turn after a short pause is its own.
-    fn unify_regions(&self, plan: &WindowPlan, labels: &mut [usize]) {
+    fn unify_utterances(&self, plan: &WindowPlan, labels: &mut [usize]) {
         let n = labels.iter().max().map_or(0, |m| m + 1);
-        for &(start, end) in &plan.utterances {
-            let inside: Vec<usize> = (0..plan.windows.len())
-                .filter(|&w| (start..end).contains(&plan.windows[w].0.midpoint(plan.windows[w].1)))
-                .collect();
-            if inside.is_empty() {
-                continue;
+        // Each window's utterance, by its middle (utterances are sorted and apart).
+        let mut windows_of: Vec<Vec<usize>> = vec![Vec::new(); plan.utterances.len()];
+        for (w, &(s, e)) in plan.windows.iter().enumerate() {
+            let middle = s.midpoint(e);
+            let u = plan.utterances.partition_point(|&(_, end)| end <= middle);
+            if plan
+                .utterances
+                .get(u)
+                .is_some_and(|&(start, _)| start <= middle)
+            {
+                windows_of[u].push(w);
             }
+        }
+        for inside in windows_of.into_iter().filter(|w| !w.is_empty()) {
             let mut counts = vec![0usize; n];
             inside.iter().for_each(|&i| counts[labels[i]] += 1);
             if let Some((top, &count)) = counts.iter().enumerate().max_by_key(|(_, c)| **c)

@@ -37,7 +37,7 @@ pub enum UnknownReason {
 pub const SHORT_SPEECH_S: f64 = 2.0;
 
 impl UnknownReason {
-    /// What it means, in plain words (docs/results.md lists them all).
+    /// What it means, in plain words (docs/accuracy.md lists them all).
     pub fn describe(self) -> &'static str {
         match self {
             Self::NoProfiles => "no employee of this location has a voice profile",

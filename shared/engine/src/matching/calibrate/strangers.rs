@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::trials::{Trials, mean};
-use super::{EmployeeSamples, Prior, cosine, mean_embedding};
+use super::{EmployeeSamples, Prior, cosine};
 use crate::matching::enroll::PIECE_S;
 use crate::model::Embedding;
 
@@ -65,12 +65,19 @@ pub struct SpeechShift {
 /// Trials of a length the shift needs before it is trusted.
 const MIN_LENGTH_TRIALS: usize = 8;
 
+/// One employee's sample or piece heard as a stranger's: its best score among the other
+/// employees' profiles, how far that leads the second, and the piece's length (`None`: a whole
+/// sample).
+struct Stranger {
+    best: f32,
+    lead: f32,
+    piece_s: Option<f64>,
+}
+
 /// Each employee's samples and pieces as a stranger's, at this location.
 pub(super) struct Strangers {
-    /// Per trial: the best other profile's score, its lead over the second, the speech behind.
-    trials: Vec<(f32, f32, f64)>,
-    /// Whether the trial is a whole sample (not a piece).
-    whole: Vec<bool>,
+    heard: Vec<Stranger>,
+    /// The leads' mean and standard deviation.
     mean: f32,
     sd: f32,
 }
@@ -78,16 +85,15 @@ pub(super) struct Strangers {
 impl Strangers {
     /// `None` where they cannot be measured: under three employees, or too few trials.
     pub(super) fn measure(workers: &[EmployeeSamples], trials: &Trials) -> Option<Self> {
-        let (trials, whole) = stranger_trials(workers, trials);
-        if trials.len() < MIN_TRIALS {
+        let heard = strangers(workers, trials);
+        if heard.len() < MIN_TRIALS {
             return None;
         }
-        let leads: Vec<f32> = trials.iter().map(|t| t.1).collect();
+        let leads: Vec<f32> = heard.iter().map(|s| s.lead).collect();
         let mean = mean(&leads);
         let var = leads.iter().map(|l| (l - mean).powi(2)).sum::<f32>() / leads.len() as f32;
         Some(Self {
-            trials,
-            whole,
+            heard,
             mean,
             sd: var.sqrt(),
         })
@@ -110,7 +116,7 @@ impl Strangers {
         (floor < threshold).then(|| LeadRule {
             score: floor,
             margin: (self.mean + LEAD_SDS * self.sd).max(self.margin(prior)),
-            trials: self.trials.len(),
+            trials: self.heard.len(),
         })
     }
 
@@ -124,11 +130,10 @@ impl Strangers {
             .iter()
             .filter_map(|&length| {
                 let best: Vec<f32> = self
-                    .trials
+                    .heard
                     .iter()
-                    .zip(&self.whole)
-                    .filter(|(t, w)| !**w && t.2 == length)
-                    .map(|(t, _)| t.0)
+                    .filter(|s| s.piece_s == Some(length))
+                    .map(|s| s.best)
                     .collect();
                 (best.len() >= MIN_LENGTH_TRIALS).then(|| (length, mean(&best)))
             })
@@ -172,20 +177,13 @@ pub fn shift_for(shifts: &[SpeechShift], speech_s: f64) -> f32 {
         })
 }
 
-/// Each employee's samples and pieces as a stranger's: the best other profile's score and lead
-/// over the second (one person enrolled twice is not a stranger to their twin, and is left out),
-/// with the speech behind it, and whether it is a whole sample.
-fn stranger_trials(
-    workers: &[EmployeeSamples],
-    trials: &Trials,
-) -> (Vec<(f32, f32, f64)>, Vec<bool>) {
-    let profiles: Vec<Option<Embedding>> = workers
-        .iter()
-        .map(|w| mean_embedding(w.samples.iter().map(|s| &s.embedding)))
-        .collect();
-    let (mut out, mut whole) = (Vec::new(), Vec::new());
+/// Each employee's samples and pieces as a stranger's (one person enrolled twice is not a
+/// stranger to their twin: the twin's profile is left out).
+fn strangers(workers: &[EmployeeSamples], trials: &Trials) -> Vec<Stranger> {
+    let mut out = Vec::new();
     for (i, w) in workers.iter().enumerate() {
-        let others: Vec<&Embedding> = profiles
+        let others: Vec<&Embedding> = trials
+            .profiles
             .iter()
             .enumerate()
             .filter(|&(j, _)| j != i && !trials.twins(i, j))
@@ -195,10 +193,10 @@ fn stranger_trials(
             continue;
         }
         let heard = w.samples.iter().flat_map(|s| {
-            std::iter::once((&s.embedding, s.speech_s, true))
-                .chain(s.pieces.iter().map(|p| (&p.embedding, p.speech_s, false)))
+            std::iter::once((&s.embedding, None))
+                .chain(s.pieces.iter().map(|p| (&p.embedding, Some(p.speech_s))))
         });
-        for (e, speech_s, is_whole) in heard {
+        for (e, piece_s) in heard {
             let (mut best, mut second) = (f32::MIN, f32::MIN);
             for p in &others {
                 let s = cosine(e, p);
@@ -209,9 +207,12 @@ fn stranger_trials(
                     second = s;
                 }
             }
-            out.push((best, best - second.max(0.0), speech_s));
-            whole.push(is_whole);
+            out.push(Stranger {
+                best,
+                lead: best - second.max(0.0),
+                piece_s,
+            });
         }
     }
-    (out, whole)
+    out
 }

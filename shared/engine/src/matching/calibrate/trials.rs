@@ -12,6 +12,8 @@ pub(super) struct Pair {
 
 /// Every trial a location's samples give.
 pub(super) struct Trials {
+    /// Per worker, the profile of all its samples (`None` without any).
+    pub(super) profiles: Vec<Option<Embedding>>,
     /// Per worker, each sample against the profile of the worker's other samples.
     pub(super) leave_one_out: Vec<Vec<f32>>,
     pub(super) pairs: Vec<Pair>,
@@ -69,6 +71,7 @@ impl Trials {
         }
         let with_samples = live.iter().filter(|w| !w.samples.is_empty()).count();
         Self {
+            profiles,
             leave_one_out,
             pairs,
             samples_per_worker: if with_samples == 0 {
